@@ -1,0 +1,5 @@
+"""Errors that the command line reports as one plain line (no traceback): the user can fix them."""
+
+
+class UserError(Exception):
+    """Something the user asked for or gave is wrong; the message says what and what to do."""

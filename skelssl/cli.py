@@ -1,0 +1,146 @@
+"""The one entry point: `skelssl demo|pretrain|evaluate|prepare|info`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from skelssl.errors import UserError
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from skelssl.demo import run_demo
+
+    run_demo(args.run_dir, args.overrides)
+    return 0
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from skelssl.config import load_config
+    from skelssl.train import pretrain
+
+    cfg = load_config(args.config, args.overrides)
+    if args.show_config:
+        print(OmegaConf.to_yaml(cfg))
+        return 0
+    run_dir = pretrain(cfg, command=["skelssl", *sys.argv[1:]])
+    print(f"pretraining finished: {run_dir / 'checkpoints' / 'last.ckpt'}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from omegaconf import OmegaConf
+
+    from skelssl.config import check_keys, parse_overrides
+    from skelssl.evaluate import encode_splits, pick_device, results_dir_for, run_protocols
+    from skelssl.evaluation import print_table, write_results
+    from skelssl.train import method_from_checkpoint, read_checkpoint
+
+    overrides = parse_overrides(args.overrides)
+    saved = OmegaConf.create(read_checkpoint(args.checkpoint)["hyper_parameters"]["cfg"])
+    check_keys(overrides, saved, "the command line")
+    device = pick_device(OmegaConf.select(OmegaConf.merge(saved, overrides), "trainer.accelerator"))
+    records = []
+    models = [(saved.method.name, True)] + ([("random_init", False)] if args.with_random_init else [])
+    for model_name, load_weights in models:
+        method = method_from_checkpoint(args.checkpoint, overrides, load_weights=load_weights)
+        features = encode_splits(method, method.cfg, device, progress=True)
+        records += run_protocols(features, method.cfg, model_name, [args.protocol], device, progress=True)
+    out_dir = Path(args.out) if args.out else results_dir_for(args.checkpoint)
+    path = write_results(out_dir, records)
+    print_table(records)
+    print(f"results written to {path}")
+    return 0
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from skelssl.data.prepared import summarize
+
+    info = summarize(args.dataset)
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"{info['dataset']} at {info['path']}")
+    print(f"  {info['samples']} samples, {info['classes']} classes, layout {info['layout']}, "
+          f"(C, T, V, M) = ({info['channels']}, {info['frames']}, {info['joints']}, {info['persons']}), "
+          f"valid frames {info['length_min']}-{info['length_max']} (mean {info['length_mean']:.1f})")
+    for split, parts in info["splits"].items():
+        counts = ", ".join(f"{part} {p['samples']}" for part, p in parts.items())
+        print(f"  split {split}: {counts}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skelssl", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="synthetic data -> SkeletonCLR -> KNN + linear vs random init")
+    demo.add_argument("--run-dir", default=None, help="where to write the run (default: a new folder in runs/)")
+    demo.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. trainer.epochs=5")
+    demo.set_defaults(func=_cmd_demo)
+
+    pre = sub.add_parser("pretrain", help="self-supervised pretraining from a config")
+    pre.add_argument("--config", default=None, help="YAML config, e.g. configs/synthetic-xsub/skeletonclr-joint.yaml")
+    pre.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
+    pre.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.epochs=10 resume=true")
+    pre.set_defaults(func=_cmd_pretrain)
+
+    ev = sub.add_parser("evaluate", help="evaluate a pretrained encoder (frozen): knn or linear")
+    ev.add_argument("protocol", choices=["knn", "linear"])
+    ev.add_argument("--checkpoint", required=True, help="RUN/checkpoints/last.ckpt")
+    ev.add_argument("--with-random-init", action="store_true",
+                    help="also evaluate a randomly initialised encoder of the same architecture")
+    ev.add_argument("--out", default=None, help="directory for results.json (default: the checkpoint's run)")
+    ev.add_argument("overrides", nargs="*", help="key=value overrides of data.* and eval.*")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    info = sub.add_parser("info", help="what a prepared dataset holds")
+    info.add_argument("dataset", help="prepared dataset directory")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=_cmd_info)
+
+    try:
+        from skelssl.data.prepare_cli import add_prepare_parser
+    except ImportError:
+        pass
+    else:
+        add_prepare_parser(sub)
+    return parser
+
+
+def _quiet_libraries() -> None:
+    # Lightning's hints about workers and tensor cores are noise for our users; our own warnings stay.
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _quiet_libraries()
+    try:
+        return int(args.func(args) or 0)
+    except UserError as err:
+        if args.debug:
+            raise
+        print(f"skelssl {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"skelssl {args.command}: interrupted; a pretraining run continues with resume=true run_dir=...",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""ActCLR (Lin, Zhang & Liu, CVPR 2023): actionlet-dependent contrastive learning on the shared MoCo core."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from skelssl.methods.actionlet import ActionletSelector, dataset_average, dropout_off, upsample_to_frames
+from skelssl.methods.base import MoCoMethod
+from skelssl.methods.core import distribution_cross_entropy
+from skelssl.methods.mats import mats
+from skelssl.methods.safp import safp_pool
+
+__all__ = ["ActCLR", "similarity_mining_loss"]
+
+
+def similarity_mining_loss(z_query: Tensor, z_key: Tensor, bank: Tensor, tau_query: float = 0.1,
+                           tau_key: float = 0.04, *, topk: int = 0, exclude_above: float | None = None,
+                           square_query: bool = False) -> Tensor:
+    """Eq. 9: −p_k · log p_q with p = SoftMax(sim(z, M) / τ) over the memory bank M, batch mean.
+
+    Official-code options (off by default): `exclude_above` sets key similarities above it to −1 (near-
+    duplicates of the key), `topk` keeps only the key's top-k bank entries on both sides, `square_query`
+    squares the query similarities before the temperature.
+    """
+    sim_q = z_query @ bank.t()
+    with torch.no_grad():
+        sim_k = z_key @ bank.t()
+        if exclude_above is not None:
+            sim_k = sim_k.masked_fill(sim_k > exclude_above, -1.0)
+    if square_query:
+        sim_q = sim_q.pow(2)
+    if topk and topk < bank.shape[0]:
+        sim_k, index = sim_k.topk(topk, dim=1)
+        sim_q = sim_q.gather(1, index)
+    return distribution_cross_entropy(sim_k / tau_key, sim_q / tau_query)
+
+
+class ActCLR(MoCoMethod):
+    """ActCLR (ActCLR §3, "Training Overview" steps 1-6).
+
+    1) MoCo v2 online/offline encoders. 2) The offline encoder finds the actionlet A of the original
+    sequence X (§3.1, `ActionletSelector`; static anchor = the training-set average motion, eq. 2, computed at
+    fit start). 3) Two normal views X_q, X_k; MATS (eqs. 6-7) on X_q. 4) z_q = g_q(GAP(f_q(MATS(X_q)))),
+    z_k = g_k(SAFP(f_k(X_k))) (eq. 8). 5) FIFO bank of z_k. 6) Similarity mining (eq. 9), τq 0.1, τk 0.04.
+    Paper constants: ST-GCN hidden 16, 256 -> 128, Adam, batch 128. The paper gives no queue size or key
+    momentum: 65536 (official config) and 0.999 (MoCo v2 / AimCLR).
+    """
+
+    name: ClassVar[str] = "actclr"
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "queue_size": 65536,
+        "momentum": 0.999,
+        "feature_dim": 128,
+        "temperature_query": 0.1,      # τq, eq. 9
+        "temperature_key": 0.04,       # τk, eq. 9
+        "anchor": "dataset",           # "dataset" = eq. 2 (paper); "batch" = batch mean (official code)
+        "actionlet_threshold": 0.5,    # on the max-normalised A of eq. 5
+        "actionlet_smooth": True,      # G of eq. 5
+        "actionlet_soft": False,       # use the normalised scores instead of the thresholded region
+        "safp": "paper",               # "paper" = eq. 8; "code" = global_mix·GAP + (1-global_mix)·SAFP
+        "safp_global_mix": 0.5,
+        "adain_p": 0.5,
+        "noise_std": 0.05,             # "larger" noise of T_non (Table 7's best, 0.05)
+        "mix_probs": [0.25, 0.5, 0.25],  # Mixup, CutMix, ResizeMix
+        "mix_parts": [2, 3],
+        "mix_blocks": [3, 5],
+        "mix_block_frames": 4,
+        "mining_topk": 0,              # 0 = the whole bank (paper); official code 8192
+        "mining_exclude_above": None,  # official code 0.95
+        "mining_square_query": False,  # official code squares the query similarities
+    }
+
+    def __init__(self, cfg, layout=None, train_data_info=None):
+        super().__init__(cfg, layout, train_data_info)
+        m = self.cfg.method
+        self.selector = ActionletSelector(self.layout, anchor_mode="average_motion", anchor_source=m.anchor,
+                                          threshold=m.actionlet_threshold, smooth=m.actionlet_smooth)
+        self.last_actionlet: Tensor | None = None  # (N, M, T', V) of the last step, for analysis
+
+    # ----- static anchor (eq. 2) ---------------------------------------------------------------------------
+    def update_anchor(self, data: Any) -> None:
+        """Recompute the average motion X̄ over a (N, C, T, V, M) array or memmap of training sequences."""
+        average = dataset_average(data).to(self.device)
+        self.selector.set_anchor(self.to_stream(average.unsqueeze(0))[0])  # streams are linear in X
+
+    def on_fit_start_hook(self) -> None:
+        if self.cfg.method.anchor != "dataset" or self.selector.has_anchor:
+            return  # batch anchor, or resumed from a checkpoint that holds the anchor
+        datamodule = getattr(self.trainer, "datamodule", None)
+        dataset = getattr(datamodule, "train_dataset", None)
+        data = getattr(dataset, "data", None)
+        if data is None:
+            raise RuntimeError("ActCLR with method.anchor=dataset needs the training data "
+                               "(trainer.datamodule.train_dataset.data) to compute the average motion; "
+                               "call update_anchor(data) first or set method.anchor=batch")
+        self.update_anchor(data)
+
+    # ----- one step ----------------------------------------------------------------------------------------
+    def actionlet(self, x_stream: Tensor) -> Tensor:
+        """The actionlet (N, M, T', V) of the offline encoder for sequences already in the input stream."""
+        with dropout_off(self.encoder_k), dropout_off(self.projector_k):
+            scores, mask = self.selector.select(self.encoder_k.features, self.projector_k, x_stream)
+        return scores if self.cfg.method.actionlet_soft else mask
+
+    def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
+        m = self.cfg.method
+        x = batch["x"]
+        actionlet = self.actionlet(self.to_stream(x))  # step 2: on the original X
+        x_query = self.augment_normal(x)  # step 3
+        x_key = self.augment_normal(x)
+        x_trans = mats(x_query, upsample_to_frames(actionlet, x.shape[2]), self.generator, self.layout,
+                       extreme=self.augment_extreme, adain_p=float(m.adain_p), noise_std=float(m.noise_std),
+                       mix_probs=list(m.mix_probs), mix_parts=list(m.mix_parts), mix_blocks=list(m.mix_blocks),
+                       mix_block_frames=int(m.mix_block_frames))  # eqs. 6-7
+        _, z_query = self.encode_query(self.to_stream(x_trans))  # step 4, online: GAP
+        with torch.no_grad():
+            dense_key = self.encoder_k.features(self.to_stream(x_key))
+            pooled = safp_pool(dense_key, actionlet, m.safp, float(m.safp_global_mix))  # eq. 8, offline
+            z_key = F.normalize(self.projector_k(pooled), dim=1)
+        loss = similarity_mining_loss(z_query, z_key, self.queue.bank.clone(), float(m.temperature_query),
+                                      float(m.temperature_key), topk=int(m.mining_topk),
+                                      exclude_above=m.mining_exclude_above,
+                                      square_query=bool(m.mining_square_query))  # eq. 9
+        self.keys_to_enqueue = z_key  # step 5
+        self.last_actionlet = actionlet.detach()
+        return loss, {"similarity_mining": loss.detach(), "actionlet_fraction": actionlet.mean().detach()}

@@ -1,0 +1,36 @@
+"""SkeletonCLR (Li et al. 2021, recapped in AimCLR §3.1): MoCo v2 on two normally augmented views."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from torch import Tensor
+
+from skelssl.methods.base import MoCoMethod
+from skelssl.methods.core import info_nce_loss
+
+
+class SkeletonCLR(MoCoMethod):
+    """Query x̂ and key x are two normal augmentations (shear + crop) of the same sequence; InfoNCE (eq. 1)
+    against a FIFO queue of keys; momentum key encoder (eq. 2).
+
+    Constants from AimCLR §4.2: queue 32768, momentum 0.999, temperature 0.07, feature dim 128.
+    """
+
+    name: ClassVar[str] = "skeletonclr"
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "queue_size": 32768,
+        "momentum": 0.999,
+        "temperature": 0.07,
+        "feature_dim": 128,
+    }
+
+    def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
+        x = batch["x"]
+        query_view = self.to_stream(self.augment_normal(x))
+        key_view = self.to_stream(self.augment_normal(x))
+        _, z_query = self.encode_query(query_view)
+        z_key = self.encode_key(key_view)
+        loss = info_nce_loss(z_query, z_key, self.queue.bank, self.cfg.method.temperature)  # eq. 1
+        self.keys_to_enqueue = z_key
+        return loss, {"info_nce": loss.detach()}

@@ -1,0 +1,174 @@
+"""Pretraining with Lightning: run directory, loggers, atomic checkpoints, exact resume."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
+
+from skelssl.config import save_config
+from skelssl.data.dataset import SkeletonDataModule
+from skelssl.errors import UserError
+from skelssl.methods import get_method
+from skelssl.methods.base import MoCoMethod
+
+LAST_CHECKPOINT = "checkpoints/last.ckpt"
+
+
+class AtomicModelCheckpoint(ModelCheckpoint):
+    """Writes each checkpoint to a temporary name and renames it, so an interruption never leaves a
+    truncated last.ckpt behind (the previous one stays valid until the new one is complete)."""
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        tmp = filepath + ".tmp"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        trainer.strategy.barrier()
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+
+
+def default_run_dir(cfg: DictConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.method.name}-{cfg.data.dataset}-{cfg.data.split}-{cfg.data.stream}-{stamp}"
+
+
+def ensure_dataset(cfg: DictConfig) -> None:
+    """The synthetic dataset is generated on first use; real datasets must be prepared by the user."""
+    root = Path(cfg.data.root)
+    if (root / "meta.json").is_file():
+        return
+    if cfg.data.dataset == "synthetic":
+        from skelssl.data.synthetic import prepare_synthetic
+
+        prepare_synthetic(root, seed=int(cfg.trainer.seed))
+        return
+    raise UserError(f"no prepared dataset at data.root='{root}': run `skelssl prepare {cfg.data.dataset} ...` "
+                    "first (see docs/data.md), or point data.root at a prepared dataset")
+
+
+def set_threads(cfg: DictConfig) -> None:
+    if int(cfg.trainer.get("threads", 0)) > 0:
+        torch.set_num_threads(int(cfg.trainer.threads))
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int | None = None,
+                  extra_callbacks: list | None = None) -> L.Trainer:
+    t = cfg.trainer
+    callbacks: list[Any] = [AtomicModelCheckpoint(dirpath=run_dir / "checkpoints", filename="epoch{epoch:03d}",
+                                                  save_last=True, save_top_k=0,
+                                                  every_n_epochs=int(t.checkpoint_every_n_epochs),
+                                                  auto_insert_metric_name=False)]
+    if t.progress_bar:
+        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    callbacks.extend(extra_callbacks or [])
+    loggers = [CSVLogger(str(run_dir), name="logs", version="")]
+    try:
+        loggers.append(TensorBoardLogger(str(run_dir), name="tensorboard", version=""))
+    except ModuleNotFoundError:  # tensorboard is optional at run time
+        pass
+    return L.Trainer(
+        max_epochs=max_epochs or int(t.epochs),
+        accelerator=t.accelerator,
+        devices=t.devices,
+        strategy=t.strategy,
+        num_nodes=int(t.num_nodes),
+        precision=t.precision,
+        logger=loggers,
+        callbacks=callbacks,
+        enable_progress_bar=bool(t.progress_bar),
+        log_every_n_steps=int(t.log_every_n_steps),
+        default_root_dir=str(run_dir),
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+
+
+def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int | None = None) -> Path:
+    """Pretrain `cfg.method.name`; returns the run directory (holding config.yaml and checkpoints/last.ckpt).
+
+    `max_epochs` stops early (used by tests to simulate an interruption) without changing the schedule.
+    """
+    set_threads(cfg)
+    resume = bool(cfg.resume)
+    if resume:
+        if not cfg.run_dir:
+            raise UserError("resume=true needs run_dir=DIR: the run directory printed when the run started")
+        run_dir = Path(cfg.run_dir)
+        ckpt = run_dir / LAST_CHECKPOINT
+        if not ckpt.is_file():
+            raise UserError(f"nothing to resume in '{run_dir}': {ckpt} does not exist")
+    else:
+        run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
+        if (run_dir / LAST_CHECKPOINT).is_file():
+            raise UserError(f"'{run_dir}' already holds a run; pass resume=true to continue it, "
+                            "or choose another run_dir")
+        ckpt = None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg.run_dir = str(run_dir)
+    save_config(cfg, run_dir / "config.yaml")
+    with open(run_dir / "command.txt", "a") as fh:
+        fh.write(shlex.join(command if command is not None else sys.argv) + "\n")
+
+    L.seed_everything(int(cfg.trainer.seed), workers=True, verbose=False)
+    ensure_dataset(cfg)
+    datamodule = SkeletonDataModule(cfg.data.root, cfg.data.split, int(cfg.trainer.batch_size),
+                                    int(cfg.data.num_workers), seed=int(cfg.trainer.seed))
+    if int(cfg.method.queue_size) < int(cfg.trainer.batch_size):
+        raise UserError(f"method.queue_size ({cfg.method.queue_size}) is smaller than trainer.batch_size "
+                        f"({cfg.trainer.batch_size}); the queue must hold at least one batch of keys")
+    layout = datamodule.train_dataset.layout
+    method = get_method(cfg.method.name)(cfg, layout=layout, train_data_info={
+        "root": str(cfg.data.root), "split": cfg.data.split, "samples": len(datamodule.train_dataset),
+        "num_classes": datamodule.train_dataset.num_classes})
+    if ckpt is not None:
+        check_checkpoint_method(ckpt, cfg.method.name)
+    trainer = build_trainer(cfg, run_dir, max_epochs=max_epochs)
+    trainer.fit(method, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    return run_dir
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint '{path}' does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise UserError(f"'{path}' is not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(ckpt, dict) or "skelssl" not in ckpt or "hyper_parameters" not in ckpt:
+        raise UserError(f"'{path}' is not a skelssl pretraining checkpoint (it lacks the skelssl metadata); "
+                        "use RUN/checkpoints/last.ckpt of a `skelssl pretrain` run")
+    return ckpt
+
+
+def check_checkpoint_method(path: str | Path, method_name: str) -> None:
+    ckpt = read_checkpoint(path)
+    found = ckpt["skelssl"].get("method")
+    if found != method_name:
+        raise UserError(f"checkpoint '{path}' was trained with method '{found}', but the config asks for "
+                        f"'{method_name}'; resume with the same method (method.name={found}) or start a new run")
+
+
+def method_from_checkpoint(path: str | Path, overrides: dict[str, Any] | None = None,
+                           load_weights: bool = True) -> MoCoMethod:
+    """Rebuild the pretrained method from a checkpoint (weights optional, for the random-init baseline)."""
+    ckpt = read_checkpoint(path)
+    hp = ckpt["hyper_parameters"]
+    cfg = OmegaConf.create(hp["cfg"])
+    if overrides:
+        cfg = OmegaConf.merge(cfg, overrides)
+    method = get_method(cfg.method.name)(cfg, layout=hp["layout"], train_data_info=hp.get("train_data_info"))
+    if load_weights:
+        method.load_state_dict(ckpt["state_dict"])
+    return method

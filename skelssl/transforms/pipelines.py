@@ -1,0 +1,160 @@
+"""Augmentation pipelines: AimCLR's normal and extreme sets, a config of strengths, and a name registry.
+
+normal_augment  = Shear -> Crop                                   (SkeletonCLR / AimCLR normal set T)
+extreme_augment = Shear -> Crop -> Spatial Flip -> Rotate -> Gaussian Noise -> Gaussian Blur -> Axis Mask
+                  -> Temporal Flip                                 (AimCLR extreme set T', all eight)
+The extreme order is the official feeder's; the paper lists the eight without an order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor
+
+from skelssl.errors import UserError
+from skelssl.skeleton.layouts import Layout
+from skelssl.transforms.noise import gaussian_blur, gaussian_noise
+from skelssl.transforms.spatial import axis_mask, rotate, shear, spatial_flip
+from skelssl.transforms.temporal import crop_resize, temporal_crop, temporal_flip
+
+__all__ = ["AugmentConfig", "normal_augment", "extreme_augment", "apply_named", "AUGMENTATIONS"]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strengths of every augmentation (defaults: the AimCLR / HiCo papers and official code).
+
+    temporal_flip_p defaults to 0.5 as in the AimCLR paper; the official code has temporal flip off
+    (set 0.0 to reproduce it). blur_normalize=False reproduces the official, unnormalised blur kernel.
+    """
+
+    shear_amplitude: float = 0.5
+    padding_ratio: int = 6
+    max_angle: float = 30.0
+    minor_angle: float = 1.0
+    spatial_flip_p: float = 0.5
+    axis_mask_p: float = 0.5
+    noise_std: float = 0.01
+    noise_p: float = 0.5
+    blur_kernel_size: int = 15
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    blur_p: float = 0.5
+    blur_normalize: bool = True
+    temporal_flip_p: float = 0.5
+    crop_scale: tuple[float, float] = (0.1, 1.0)
+    crop_out_frames: int = 64
+    crop_min_frames: int = 64
+
+    def __post_init__(self) -> None:
+        # Configs (YAML / OmegaConf) give lists where tuples are meant.
+        for name in ("blur_sigma", "crop_scale"):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != 2 or value[0] > value[1] or value[0] <= 0:
+                raise UserError(f"augment config: '{name}' must be two numbers 0 < low <= high, got {list(value)}")
+            object.__setattr__(self, name, value)
+        for name in ("spatial_flip_p", "axis_mask_p", "noise_p", "blur_p", "temporal_flip_p"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise UserError(f"augment config: probability '{name}' must be in [0, 1], got {getattr(self, name)}")
+        for name in ("padding_ratio", "crop_out_frames", "crop_min_frames"):
+            if int(getattr(self, name)) < 1:
+                raise UserError(f"augment config: '{name}' must be a positive integer, got {getattr(self, name)}")
+        if self.blur_kernel_size < 1 or self.blur_kernel_size % 2 == 0:
+            raise UserError(f"augment config: 'blur_kernel_size' must be a positive odd integer, "
+                            f"got {self.blur_kernel_size}")
+        for name in ("shear_amplitude", "max_angle", "minor_angle", "noise_std"):
+            if float(getattr(self, name)) < 0:
+                raise UserError(f"augment config: '{name}' must be >= 0, got {getattr(self, name)}")
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any] | None) -> "AugmentConfig":
+        """Like AugmentConfig(**cfg) but an unknown key is a UserError naming it and the valid keys."""
+        cfg = dict(cfg or {})
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(cfg) - set(valid))
+        if unknown:
+            raise UserError(f"augment config: unknown key(s) {unknown}; valid keys: {', '.join(valid)}")
+        return cls(**cfg)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def normal_augment(x: Tensor, generator: torch.Generator, *, shear_amplitude: float = 0.5,
+                   padding_ratio: int = 6) -> Tensor:
+    """AimCLR/SkeletonCLR normal augmentations T: Shear then Crop (temporal shift)."""
+    x = shear(x, generator, amplitude=shear_amplitude)
+    return temporal_crop(x, generator, padding_ratio=padding_ratio)
+
+
+def extreme_augment(x: Tensor, generator: torch.Generator, layout: Layout | str, *,
+                    shear_amplitude: float = 0.5, padding_ratio: int = 6, max_angle: float = 30.0,
+                    minor_angle: float = 1.0, spatial_flip_p: float = 0.5, axis_mask_p: float = 0.5,
+                    noise_std: float = 0.01, noise_p: float = 0.5, blur_kernel_size: int = 15,
+                    blur_sigma: tuple[float, float] = (0.1, 2.0), blur_p: float = 0.5,
+                    blur_normalize: bool = True, temporal_flip_p: float = 0.5) -> Tensor:
+    """AimCLR extreme augmentations T' (paper §3.2): all eight, in the official order (module docstring)."""
+    x = shear(x, generator, amplitude=shear_amplitude)
+    x = temporal_crop(x, generator, padding_ratio=padding_ratio)
+    x = spatial_flip(x, generator, layout, p=spatial_flip_p)
+    x = rotate(x, generator, max_angle=max_angle, minor_angle=minor_angle)
+    x = gaussian_noise(x, generator, std=noise_std, p=noise_p)
+    x = gaussian_blur(x, generator, kernel_size=blur_kernel_size, sigma=blur_sigma, p=blur_p,
+                      normalize=blur_normalize)
+    x = axis_mask(x, generator, p=axis_mask_p)
+    return temporal_flip(x, generator, p=temporal_flip_p)
+
+
+def normal_from_config(x: Tensor, generator: torch.Generator, cfg: AugmentConfig) -> Tensor:
+    return normal_augment(x, generator, shear_amplitude=cfg.shear_amplitude, padding_ratio=cfg.padding_ratio)
+
+
+def extreme_from_config(x: Tensor, generator: torch.Generator, layout: Layout | str, cfg: AugmentConfig) -> Tensor:
+    kwargs = {k: v for k, v in cfg.to_dict().items() if not k.startswith("crop_")}
+    return extreme_augment(x, generator, layout, **kwargs)
+
+
+# name -> fn(x, generator, layout, cfg, lengths); lengths only matters for crop_resize.
+Augmentation = Callable[[Tensor, torch.Generator, "Layout | str | None", AugmentConfig, "Tensor | None"], Tensor]
+
+AUGMENTATIONS: dict[str, Augmentation] = {
+    "shear": lambda x, g, layout, cfg, lengths: shear(x, g, amplitude=cfg.shear_amplitude),
+    "temporal_crop": lambda x, g, layout, cfg, lengths: temporal_crop(x, g, padding_ratio=cfg.padding_ratio),
+    "crop_resize": lambda x, g, layout, cfg, lengths: crop_resize(
+        x, g, lengths, scale=cfg.crop_scale, out_frames=cfg.crop_out_frames, min_frames=cfg.crop_min_frames),
+    "spatial_flip": lambda x, g, layout, cfg, lengths: spatial_flip(x, g, _need_layout(layout),
+                                                                    p=cfg.spatial_flip_p),
+    "rotate": lambda x, g, layout, cfg, lengths: rotate(x, g, max_angle=cfg.max_angle,
+                                                        minor_angle=cfg.minor_angle),
+    "axis_mask": lambda x, g, layout, cfg, lengths: axis_mask(x, g, p=cfg.axis_mask_p),
+    "gaussian_noise": lambda x, g, layout, cfg, lengths: gaussian_noise(x, g, std=cfg.noise_std, p=cfg.noise_p),
+    "gaussian_blur": lambda x, g, layout, cfg, lengths: gaussian_blur(
+        x, g, kernel_size=cfg.blur_kernel_size, sigma=cfg.blur_sigma, p=cfg.blur_p, normalize=cfg.blur_normalize),
+    "temporal_flip": lambda x, g, layout, cfg, lengths: temporal_flip(x, g, p=cfg.temporal_flip_p),
+}
+
+
+def _need_layout(layout: Layout | str | None) -> Layout | str:
+    if layout is None:
+        raise UserError("augmentation 'spatial_flip' needs a skeleton layout (left/right joint pairs)")
+    return layout
+
+
+def apply_named(x: Tensor, generator: torch.Generator, names: list[str], layout: Layout | str | None = None,
+                cfg: AugmentConfig | Mapping[str, Any] | None = None, lengths: Tensor | None = None) -> Tensor:
+    """Apply the augmentations `names` in the given order, with strengths from cfg (AugmentConfig, a dict of
+    its fields, or None for the defaults). An unknown name is a UserError listing the valid ones."""
+    if isinstance(names, str):
+        names = [names]
+    unknown = [name for name in names if name not in AUGMENTATIONS]
+    if unknown:
+        raise UserError(f"unknown augmentation(s) {unknown}; valid names: {', '.join(AUGMENTATIONS)}")
+    if not isinstance(cfg, AugmentConfig):
+        cfg = AugmentConfig.from_dict(cfg)
+    for name in names:
+        x = AUGMENTATIONS[name](x, generator, layout, cfg, lengths)
+    if not names:
+        x = x.clone()  # never hand back the caller's tensor
+    return x

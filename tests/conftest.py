@@ -1,0 +1,52 @@
+"""Shared fixtures: tiny synthetic prepared datasets and tiny configs (CPU, seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tiny tensors on a busy 2-core machine: OpenMP contention costs more than it gains.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """A small synthetic prepared dataset: 16 frames, few samples per class."""
+    from skelssl.data.synthetic import prepare_synthetic
+
+    root = tmp_path_factory.mktemp("data") / "synthetic"
+    prepare_synthetic(root, num_samples_per_class_per_subject=2, num_subjects=4, num_train_subjects=3,
+                      frames=16, seed=0)
+    return root
+
+
+def tiny_overrides(root: Path, run_dir: Path, **extra: object) -> list[str]:
+    items = {
+        "data.root": str(root),
+        "run_dir": str(run_dir),
+        "model.hidden_channels": 4,
+        "model.out_channels": 16,
+        "model.dropout": 0.0,
+        "method.queue_size": 64,
+        "method.feature_dim": 8,
+        "method.momentum": 0.9,
+        "trainer.epochs": 2,
+        "trainer.batch_size": 8,
+        "trainer.progress_bar": False,
+        "trainer.accelerator": "cpu",
+        "trainer.devices": 1,
+        "optim.milestones": [1],
+        "eval.linear_epochs": 5,
+    }
+    items.update(extra)
+    return [f"{k}={v}" for k, v in items.items()]

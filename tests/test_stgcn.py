@@ -1,0 +1,234 @@
+"""Tests for the ST-GCN encoder, its graph partition, the encoder registry and the FLOP counter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skelssl.models import ENCODERS, build_encoder, init_official_
+from skelssl.models.flops import count_flops
+from skelssl.models.graph import normalized_adjacency, spatial_partition
+from skelssl.models.stgcn import STGCN, GraphConv
+from skelssl.skeleton.layouts import KINECT20, NTU25
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Tiny tensors: one thread avoids OpenMP oversubscription on a busy 2-core machine (restored after)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _hand_normalized_adjacency(layout) -> np.ndarray:
+    """Independent A Λ^-1: 0/1 adjacency from the edge list plus self loops, columns divided by degree."""
+    v = layout.num_joints
+    adj = np.eye(v)
+    for a, b in layout.edges:
+        adj[a, b] = adj[b, a] = 1
+    return adj / adj.sum(axis=0, keepdims=True)
+
+
+# ---------------------------------------------------------------- graph
+
+@pytest.mark.parametrize("layout", [NTU25, KINECT20])
+@pytest.mark.parametrize("official", [False, True])
+def test_partition_shapes_and_sum(layout, official):
+    parts = spatial_partition(layout, official_code=official)
+    v = layout.num_joints
+    assert parts.shape == (3, v, v) and parts.dtype == np.float32
+    expected = _hand_normalized_adjacency(layout)
+    np.testing.assert_allclose(parts.sum(axis=0), expected, atol=1e-6)
+    np.testing.assert_allclose(normalized_adjacency(layout), expected, atol=1e-6)
+    # each (v, w) entry lives in exactly one subset
+    assert ((parts > 0).sum(axis=0) == (expected > 0)).all()
+    # each root's neighbour weights (a column) sum to 1 across subsets
+    np.testing.assert_allclose(parts.sum(axis=(0, 1)), np.ones(v), atol=1e-6)
+
+
+def test_partition_ntu_hand_checked_entries():
+    root, centripetal, centrifugal = spatial_partition(NTU25)
+    # spine_mid (1) has neighbours spine_base (0), spine_shoulder (20, the centre) and itself: degree 3.
+    assert root[1, 1] == pytest.approx(1 / 3)
+    assert centripetal[20, 1] == pytest.approx(1 / 3)  # the centre is closer to the centre than joint 1
+    assert centrifugal[0, 1] == pytest.approx(1 / 3)
+    # the centre (20) has neighbours 1, 2, 4, 8 and itself: degree 5; all its neighbours are farther
+    assert root[20, 20] == pytest.approx(1 / 5)
+    assert centrifugal[[1, 2, 4, 8], 20] == pytest.approx([0.2] * 4)
+    assert centripetal[:, 20].sum() == 0
+    # paper definition on a tree: root subset is the diagonal only, 24 edges each way
+    assert (root > 0).sum() == 25 and (np.diag(root) > 0).all()
+    assert (centripetal > 0).sum() == 24 and (centrifugal > 0).sum() == 24
+
+
+def test_partition_official_quirk():
+    # The official code's hop matrix stops at max_hop=1: far joints are "inf" from the centre.
+    self_loops, same_or_farther, closer = spatial_partition(NTU25, official_code=True)
+    np.testing.assert_allclose(self_loops, np.diag(np.diag(_hand_normalized_adjacency(NTU25))), atol=1e-7)
+    assert same_or_farther[0, 1] == pytest.approx(1 / 3)  # joint 0 is "inf" away, joint 1 is 1 hop
+    assert closer[20, 1] == pytest.approx(1 / 3)
+    assert same_or_farther[12, 0] > 0  # hips to spine base: inf == inf lands here
+    assert (closer > 0).sum() == 8  # only the edges touching the centre's neighbourhood
+
+
+# ---------------------------------------------------------------- encoder
+
+def _small(**kwargs) -> STGCN:
+    torch.manual_seed(0)
+    return STGCN(NTU25, hidden_channels=4, out_channels=16, **kwargs)
+
+
+@pytest.mark.parametrize("layout,t,m", [(NTU25, 50, 2), (NTU25, 64, 1), (KINECT20, 50, 1), (KINECT20, 64, 2)])
+def test_output_shapes(layout, t, m):
+    torch.manual_seed(0)
+    enc = STGCN(layout)
+    x = torch.randn(2, 3, t, layout.num_joints, m)
+    dense = enc.features(x)
+    t_out = (t + 3) // 4
+    assert enc.feature_frames(t) == t_out
+    assert dense.shape == (2, m, 256, t_out, layout.num_joints)
+    assert enc(x).shape == (2, 256) and enc.out_channels == 256
+
+
+def test_dense_shape_default():
+    enc = STGCN("ntu25")
+    assert enc.features(torch.randn(3, 3, 50, 25, 2)).shape == (3, 2, 256, 13, 25)
+    assert [enc.feature_frames(t) for t in (1, 2, 3, 4, 5, 50, 64, 300)] == [1, 1, 1, 1, 2, 13, 16, 75]
+
+
+def test_parameter_counts():
+    enc = build_encoder("stgcn", NTU25)
+    n_enc = sum(p.numel() for p in enc.parameters())
+    projector = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 128))
+    assert n_enc == 821_380
+    assert n_enc + sum(p.numel() for p in projector.parameters()) == 920_068
+
+
+def test_width_and_channels_configurable():
+    enc = STGCN(NTU25, in_channels=6, hidden_channels=8)
+    x = torch.randn(2, 6, 20, 25, 2)
+    assert enc(x).shape == (2, 256)
+    assert enc.features(x).shape == (2, 2, 256, 5, 25)
+    widths = [b.gcn.out_channels for b in enc.blocks]
+    assert widths == [8, 8, 8, 8, 16, 16, 16, 32, 32, 256]
+    assert sum(p.numel() for p in enc.parameters()) < 821_380
+
+
+def test_pool_uniform_and_weighted():
+    torch.manual_seed(0)
+    dense = torch.randn(2, 2, 5, 3, 4)
+    plain = STGCN.pool(dense)
+    torch.testing.assert_close(plain, dense.mean(dim=(1, 3, 4)))
+    torch.testing.assert_close(STGCN.pool(dense, torch.full((2, 3, 4), 7.0)), plain)
+    torch.testing.assert_close(STGCN.pool(dense, torch.ones(2, 2, 3, 4)), plain)
+    # one-hot weights pick a single position; per-person weights pick per person
+    w = torch.zeros(2, 2, 3, 4)
+    w[:, 0, 1, 2] = 1
+    w[:, 1, 0, 3] = 5
+    expected = (dense[:, 0, :, 1, 2] + dense[:, 1, :, 0, 3]) / 2
+    torch.testing.assert_close(STGCN.pool(dense, w), expected)
+
+
+def test_forward_pools_over_persons():
+    """In eval mode (fixed BN stats) a 2-person output is the mean of the two 1-person outputs."""
+    enc = _small().eval()
+    x = torch.randn(3, 3, 16, 25, 2)
+    both = enc(x)
+    single = (enc(x[..., :1]) + enc(x[..., 1:])) / 2
+    torch.testing.assert_close(both, single, rtol=1e-4, atol=1e-5)
+
+
+def test_graph_conv_matches_loop_reference():
+    torch.manual_seed(0)
+    gcn = GraphConv(3, 5, 3)
+    x = torch.randn(2, 3, 4, 25)
+    a = torch.rand(3, 25, 25)
+    out = gcn(x, a)
+    w = gcn.conv.weight.view(3, 5, 3)  # (K, C_out, C_in)
+    b = gcn.conv.bias.view(3, 5)
+    ref = torch.zeros(2, 5, 4, 25)
+    for k in range(3):
+        yk = torch.einsum("oc,nctv->notv", w[k], x) + b[k][None, :, None, None]  # W_k x (Eq. 10)
+        for wj in range(25):
+            ref[..., wj] += (yk * a[k, :, wj]).sum(-1)
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_edge_importance_is_used_and_optional():
+    enc = _small().eval()
+    x = torch.randn(2, 3, 8, 25, 1)
+    before = enc(x)
+    with torch.no_grad():
+        enc.edge_importance[3].mul_(0.5)
+    assert not torch.allclose(before, enc(x))
+    assert len(enc.edge_importance) == 10 and enc.edge_importance[0].shape == (3, 25, 25)
+    plain = STGCN(NTU25, edge_importance=False)
+    assert sum(p.numel() for p in plain.parameters()) == 821_380 - 10 * 3 * 25 * 25
+
+
+def test_official_init_statistics():
+    enc = STGCN(NTU25, init="official", generator=torch.Generator().manual_seed(0))
+    w = enc.blocks[9].tcn[2].weight
+    assert w.std().item() == pytest.approx(0.02, rel=0.05)
+    assert w.mean().abs().item() < 1e-3
+    assert (enc.blocks[9].tcn[2].bias == 0).all()
+    bn = enc.blocks[9].tcn[0].weight
+    assert bn.mean().item() == pytest.approx(1.0, abs=0.01) and 0.01 < bn.std().item() < 0.03
+    assert (enc.edge_importance[0] == 1).all()
+    default = STGCN(NTU25)
+    # PyTorch's default: U(±1/sqrt(fan_in)), std 1/sqrt(3·fan_in), fan_in = 256·9
+    assert default.blocks[9].tcn[2].weight.std().item() == pytest.approx((3 * 256 * 9) ** -0.5, rel=0.05)
+    assert default.blocks[0].gcn.conv.weight.std().item() > 0.1  # fan_in 3: far from the official 0.02
+    lin = init_official_(nn.Linear(256, 512), torch.Generator().manual_seed(1))
+    assert lin.weight.std().item() == pytest.approx(0.02, rel=0.05) and (lin.bias == 0).all()
+    with pytest.raises(ValueError, match="init"):
+        STGCN(NTU25, init="xavier")
+
+
+def test_official_init_is_seeded():
+    a = STGCN(NTU25, init="official", generator=torch.Generator().manual_seed(3))
+    b = STGCN(NTU25, init="official", generator=torch.Generator().manual_seed(3))
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_gradients_reach_first_layer():
+    enc = _small().train()
+    x = torch.randn(4, 3, 16, 25, 2, requires_grad=True)
+    enc(x).pow(2).sum().backward()
+    assert enc.data_bn.weight.grad.abs().sum() > 0
+    assert enc.blocks[0].gcn.conv.weight.grad.abs().sum() > 0
+    assert enc.edge_importance[0].grad.abs().sum() > 0
+    assert x.grad.abs().sum() > 0
+
+
+def test_eval_deterministic_train_stochastic():
+    enc = _small()
+    x = torch.randn(2, 3, 16, 25, 2)
+    enc.eval()
+    torch.testing.assert_close(enc(x), enc(x), rtol=0, atol=0)
+    enc.train()
+    assert not torch.allclose(enc(x), enc(x))  # dropout in blocks 2-10
+
+
+def test_bad_input_rank():
+    with pytest.raises(ValueError, match="N, C, T, V, M"):
+        _small()(torch.randn(2, 3, 16, 25))
+
+
+def test_registry():
+    assert ENCODERS["stgcn"] is STGCN
+    assert isinstance(build_encoder("stgcn", "kinect20", hidden_channels=8), STGCN)
+    with pytest.raises(ValueError, match="stgcn"):
+        build_encoder("ctrgcn", NTU25)
+
+
+def test_flops_one_sample():
+    enc = STGCN(NTU25).eval()
+    flops = count_flops(enc, torch.randn(1, 3, 50, 25, 2))
+    assert abs(flops - 1.23e9) / 1.23e9 < 0.10
+    # a Linear(256, 128) on 4 rows: 2·4·256·128
+    assert count_flops(nn.Linear(256, 128), torch.randn(4, 256)) == 2 * 4 * 256 * 128

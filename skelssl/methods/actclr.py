@@ -82,9 +82,10 @@ class ActCLR(MoCoMethod):
         self.last_actionlet: Tensor | None = None  # (N, M, T', V) of the last step, for analysis
 
     # ----- static anchor (eq. 2) ---------------------------------------------------------------------------
-    def update_anchor(self, data: Any) -> None:
-        """Recompute the average motion X̄ over a (N, C, T, V, M) array or memmap of training sequences."""
-        average = dataset_average(data).to(self.device)
+    def update_anchor(self, data: Any, rows: Any = None) -> None:
+        """Recompute the average motion X̄ over a (N, C, T, V, M) array or memmap of training sequences
+        (optionally only its `rows`); call again whenever the training data changes."""
+        average = dataset_average(data, rows=rows).to(self.device)
         self.selector.set_anchor(self.to_stream(average.unsqueeze(0))[0])  # streams are linear in X
 
     def on_fit_start_hook(self) -> None:
@@ -97,7 +98,9 @@ class ActCLR(MoCoMethod):
             raise RuntimeError("ActCLR with method.anchor=dataset needs the training data "
                                "(trainer.datamodule.train_dataset.data) to compute the average motion; "
                                "call update_anchor(data) first or set method.anchor=batch")
-        self.update_anchor(data)
+        indices = getattr(dataset, "indices", None)
+        rows = None if indices is None or data.shape[0] == len(dataset) else indices  # memmap of all samples
+        self.update_anchor(data, rows)
 
     # ----- one step ----------------------------------------------------------------------------------------
     def actionlet(self, x_stream: Tensor) -> Tensor:

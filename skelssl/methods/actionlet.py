@@ -37,16 +37,19 @@ def smoothing_matrix(layout: Layout) -> Tensor:
     return adj / adj.sum(dim=0, keepdim=True)
 
 
-def dataset_average(data: np.ndarray | Tensor, chunk: int = 1024) -> Tensor:
-    """X̄ = (1/N) Σ_i X^i (eq. 2) over a (N, C, T, V, M) array or memmap, read in chunks, in float64."""
-    total = None
-    n = int(data.shape[0])
-    if n == 0:
+def dataset_average(data: np.ndarray | Tensor, chunk: int = 1024, rows: np.ndarray | None = None) -> Tensor:
+    """X̄ = (1/N) Σ_i X^i (eq. 2) over a (N, C, T, V, M) array or memmap, read in chunks, in float64.
+
+    rows: optional indices of the training samples within `data` (a memmap of the whole dataset).
+    """
+    rows = np.arange(int(data.shape[0])) if rows is None else np.sort(np.asarray(rows))
+    if len(rows) == 0:
         raise ValueError("the average motion needs at least one training sequence")
-    for start in range(0, n, chunk):
-        part = torch.as_tensor(np.asarray(data[start:start + chunk]), dtype=torch.float64).sum(dim=0)
+    total = None
+    for start in range(0, len(rows), chunk):
+        part = torch.as_tensor(np.asarray(data[rows[start:start + chunk]]), dtype=torch.float64).sum(dim=0)
         total = part if total is None else total + part
-    return (total / n).float()
+    return (total / len(rows)).float()
 
 
 def upsample_to_frames(actionlet: Tensor, num_frames: int) -> Tensor:

@@ -1,0 +1,136 @@
+"""Training-step throughput of SkeletonCLR / AimCLR / ActCLR on CPU (or the current device).
+
+One step = the method's `training_loss` (augmentations, encoders, loss) + backward + optimizer step +
+enqueue + momentum update, on a batch of (N, 3, 50, 25, 2) random-walk sequences, with each method's paper
+configuration (ST-GCN hidden 16, 256 -> 128). Prints sequences/s, achieved GFLOP/s (FLOPs of one step counted
+with torch.utils.flop_counter, 2 per multiply-add) and the process's peak resident memory. Each method runs
+in its own subprocess so the peak memory is its own.
+
+    python benchmarks/bench_methods.py                       # all three, batch 128
+    python benchmarks/bench_methods.py --methods aimclr --profile   # + torch.profiler table
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+from omegaconf import OmegaConf
+
+TARGETS = {"aimclr": 15.0, "actclr": 11.0}  # sequences/s (the official code: 7.7 and 5.5)
+
+
+def build(method: str, queue: int | None):
+    from skelssl.config import BASE_DEFAULTS
+    from skelssl.methods.actclr import ActCLR
+    from skelssl.methods.aimclr import AimCLR
+    from skelssl.methods.skeletonclr import SkeletonCLR
+    from skelssl.transforms.pipelines import AugmentConfig
+
+    cls = {"skeletonclr": SkeletonCLR, "aimclr": AimCLR, "actclr": ActCLR}[method]
+    cfg = OmegaConf.create(BASE_DEFAULTS)
+    cfg.augment = dataclasses.asdict(AugmentConfig())
+    cfg.method = OmegaConf.merge(cfg.method, cls.DEFAULTS, {"name": method})
+    if queue:
+        cfg.method.queue_size = queue
+    if method == "actclr":
+        cfg.optim.name, cfg.optim.lr = "adam", 1e-3
+        cfg.method.anchor = "dataset"
+    return cls(cfg, "ntu25")
+
+
+def random_walk(n: int, frames: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    steps = torch.randn(n, 3, frames, 25, 2, generator=g) * 0.02
+    return torch.randn(n, 3, 1, 25, 2, generator=g) * 0.3 + steps.cumsum(dim=2)
+
+
+def run_one(args: argparse.Namespace) -> dict:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from skelssl.methods.core import update_momentum
+
+    torch.manual_seed(0)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    method = build(args.methods[0], args.queue)
+    method.train()
+    x = random_walk(args.batch, args.frames)
+    if hasattr(method, "update_anchor"):
+        method.update_anchor(random_walk(512, args.frames, seed=1).numpy())
+    batch = {"x": x, "index": torch.arange(args.batch), "label": torch.zeros(args.batch, dtype=torch.long)}
+    optimizer = method.configure_optimizers()["optimizer"]
+    momentum = float(method.cfg.method.momentum)
+
+    def step() -> None:
+        loss, _ = method.training_loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        method.queue.enqueue(method.keys_to_enqueue)
+        update_momentum(method.encoder_q, method.encoder_k, momentum)
+        update_momentum(method.projector_q, method.projector_k, momentum)
+
+    for _ in range(args.warmup):
+        step()
+    times = []
+    for _ in range(args.steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    profile = None
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile as torch_profile
+
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            step()
+        profile = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows)
+    mean = sum(times) / len(times)
+    return {"method": args.methods[0], "batch": args.batch, "step_s": mean, "seq_per_s": args.batch / mean,
+            "gflop_per_step": flops / 1e9, "gflop_per_s": flops / 1e9 / mean,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "threads": torch.get_num_threads(), "profile": profile}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=["skeletonclr", "aimclr", "actclr"])
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--frames", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--queue", type=int, default=0, help="override the queue size (0: the paper's)")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per method")
+    parser.add_argument("--profile-rows", type=int, default=25)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_one(args)))
+        return 0
+    print(f"{'method':<12} {'seq/s':>7} {'s/step':>7} {'GFLOP/step':>11} {'GFLOP/s':>8} {'peak MB':>8}  target")
+    for method in args.methods:
+        child_args = [a for a in (argv if argv is not None else sys.argv[1:])]
+        cmd = [sys.executable, __file__, *child_args, "--child", "--methods", method]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        r = json.loads(out)
+        target = TARGETS.get(method)
+        verdict = "" if target is None else f">= {target:g} {'ok' if r['seq_per_s'] >= target else 'MISSED'}"
+        print(f"{method:<12} {r['seq_per_s']:7.1f} {r['step_s']:7.2f} {r['gflop_per_step']:11.1f} "
+              f"{r['gflop_per_s']:8.1f} {r['peak_rss_mb']:8.0f}  {verdict}", flush=True)
+        if r["profile"]:
+            print(r["profile"])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,307 @@
+"""NTU RGB+D 60 / 120: the `.skeleton` text parser, the official splits and the `prepare` pipeline.
+
+File format (one value or one record a line):
+
+    frame count
+    per frame:  body count
+        per body:  10 body values (tracking id first), joint count (25), 25 lines of 12 joint values
+                   (x y z, depth x y, colour x y, orientation w x y z, tracking state)
+
+Sample names are SsssCcccPpppRrrrAaaa: setup, camera, performer, replication, action (all 1-based).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from skelssl.data.prepared import BadInputError
+from skelssl.errors import UserError
+
+NTU_JOINTS = 25
+JOINT_VALUES = 12
+BODY_VALUES = 10
+
+NTU60_XSUB_TRAIN_PERFORMERS = frozenset(
+    [1, 2, 4, 5, 8, 9, 13, 14, 15, 16, 17, 18, 19, 25, 27, 28, 31, 34, 35, 38])
+NTU60_XVIEW_TRAIN_CAMERAS = frozenset([2, 3])
+NTU120_XSUB_TRAIN_PERFORMERS = NTU60_XSUB_TRAIN_PERFORMERS | frozenset(
+    [45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91,
+     92, 93, 94, 95, 97, 98, 100, 103])
+
+NTU120_CLASS_NAMES = (
+    "drink water", "eat meal/snack", "brushing teeth", "brushing hair", "drop", "pickup", "throw",
+    "sitting down", "standing up (from sitting position)", "clapping", "reading", "writing",
+    "tear up paper", "wear jacket", "take off jacket", "wear a shoe", "take off a shoe", "wear on glasses",
+    "take off glasses", "put on a hat/cap", "take off a hat/cap", "cheer up", "hand waving",
+    "kicking something",
+    "put something inside pocket / take out something from pocket", "hopping (one foot jumping)", "jump up",
+    "make a phone call/answer phone", "playing with phone/tablet", "typing on a keyboard",
+    "pointing to something with finger", "taking a selfie", "check time (from watch)",
+    "rub two hands together", "nod head/bow", "shake head", "wipe face", "salute",
+    "put the palms together", "cross hands in front (say stop)", "sneeze/cough", "staggering", "falling",
+    "touch head (headache)", "touch chest (stomachache/heart pain)", "touch back (backache)",
+    "touch neck (neckache)", "nausea or vomiting condition", "use a fan (with hand or paper)/feeling warm",
+    "punching/slapping other person", "kicking other person", "pushing other person",
+    "pat on back of other person", "point finger at the other person", "hugging other person",
+    "giving something to other person", "touch other person's pocket", "handshaking",
+    "walking towards each other", "walking apart from each other",
+    # NTU RGB+D 120 additions (A061-A120)
+    "put on headphone", "take off headphone", "shoot at the basket", "bounce ball", "tennis bat swing",
+    "juggling table tennis balls", "hush (quite)", "flick hair", "thumb up", "thumb down", "make ok sign",
+    "make victory sign", "staple book", "counting money", "cutting nails", "cutting paper (using scissors)",
+    "snapping fingers", "open bottle", "sniff (smell)", "squat down", "toss a coin", "fold paper",
+    "ball up paper", "play magic cube", "apply cream on face", "apply cream on hand back", "put on bag",
+    "take off bag", "put something into a bag", "take something out of a bag", "open a box",
+    "move heavy objects", "shake fist", "throw up cap/hat", "hands up (both hands)", "cross arms",
+    "arm circles", "arm swings", "running on the spot", "butt kicks (kick backward)", "cross toe touch",
+    "side kick", "yawn", "stretch oneself", "blow nose", "hit other person with something",
+    "wield knife towards other person", "knock over other person (hit with body)",
+    "grab other person's stuff", "shoot at other person with a gun", "step on foot", "high-five",
+    "cheers and drink", "carry something with other person", "take a photo of other person",
+    "follow other person", "whisper in other person's ear", "exchange things with other person",
+    "support somebody with hand", "finger-guessing game (playing rock-paper-scissors)",
+)
+
+_NAME_RE = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
+
+
+@dataclass(frozen=True)
+class NtuSampleId:
+    setup: int
+    camera: int
+    performer: int
+    replication: int
+    action: int  # 1-based, as in the file name
+
+
+def parse_sample_name(name: str) -> NtuSampleId:
+    """The five ids of an NTU sample name (SsssCcccPpppRrrrAaaa, with or without `.skeleton`)."""
+    match = _NAME_RE.search(Path(name).name)
+    if match is None:
+        raise UserError(f"'{name}' is not an NTU sample name (expected SsssCcccPpppRrrrAaaa.skeleton)")
+    return NtuSampleId(*(int(g) for g in match.groups()))
+
+
+@dataclass
+class NtuSkeleton:
+    """One parsed `.skeleton` file.
+
+    joints: (T, B, 25, 3) float32, the bodies of each frame in file order (slot b = b-th body listed in that
+            frame, as the ST-GCN / 2s-AGCN readers index them), zero where a frame lists fewer bodies.
+    body_ids: (T, B) int64 tracking ids, -1 where no body.
+    bodies_per_frame: (T,) body counts as written in the file (may exceed B: extra bodies are not kept).
+    """
+
+    name: str
+    joints: np.ndarray
+    body_ids: np.ndarray
+    bodies_per_frame: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.joints.shape[0])
+
+    @property
+    def max_bodies(self) -> int:
+        return int(self.bodies_per_frame.max()) if self.num_frames else 0
+
+    @property
+    def has_skeleton(self) -> bool:
+        return bool(self.num_frames) and self.max_bodies > 0
+
+
+def read_skeleton_file(path: str | Path, max_bodies: int = 4) -> NtuSkeleton:
+    """Parse one `.skeleton` file, keeping the first `max_bodies` bodies of each frame.
+
+    Raises BadInputError naming the file, the 1-based line and the problem for a truncated file, a joint
+    count other than 25, a non-numeric value, a NaN/inf coordinate or an empty sequence (0 frames).
+    A file whose frames hold no body at all parses fine: `has_skeleton` is False (a "missing skeleton").
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text().split("\n")
+    except UnicodeDecodeError:
+        raise BadInputError(path, 0, "not a text file") from None
+    # Drop only trailing empty lines; an empty line inside the body is a format error.
+    while lines and not lines[-1].strip():
+        lines.pop()
+    cursor = 0
+
+    def next_line(what: str) -> str:
+        nonlocal cursor
+        if cursor >= len(lines):
+            raise BadInputError(path, cursor + 1, f"truncated file: expected {what}, the file ends after "
+                                                  f"line {len(lines)}")
+        cursor += 1
+        return lines[cursor - 1]
+
+    def read_int(what: str) -> int:
+        text = next_line(what).strip()
+        try:
+            return int(text)
+        except ValueError:
+            raise BadInputError(path, cursor, f"expected {what} (an integer), found '{text[:40]}'") from None
+
+    num_frames = read_int("the frame count")
+    if num_frames <= 0:
+        raise BadInputError(path, cursor, f"empty sequence: frame count is {num_frames}")
+    joints = np.zeros((num_frames, max_bodies, NTU_JOINTS, 3), dtype=np.float32)
+    body_ids = np.full((num_frames, max_bodies), -1, dtype=np.int64)
+    counts = np.zeros(num_frames, dtype=np.int64)
+    for frame in range(num_frames):
+        num_bodies = read_int(f"the body count of frame {frame + 1}")
+        if num_bodies < 0:
+            raise BadInputError(path, cursor, f"negative body count {num_bodies}")
+        counts[frame] = num_bodies
+        for body in range(num_bodies):
+            info = next_line(f"the body line of body {body + 1} in frame {frame + 1}").split()
+            if len(info) != BODY_VALUES:
+                raise BadInputError(path, cursor, f"body line has {len(info)} values, expected {BODY_VALUES}")
+            num_joints = read_int("the joint count")
+            if num_joints != NTU_JOINTS:
+                raise BadInputError(path, cursor, f"wrong joint count {num_joints}, expected {NTU_JOINTS}")
+            if cursor + NTU_JOINTS > len(lines):
+                raise BadInputError(path, len(lines) + 1, f"truncated file: frame {frame + 1} body {body + 1} "
+                                                          f"needs {NTU_JOINTS} joint lines, the file ends "
+                                                          f"after line {len(lines)}")
+            first = cursor
+            rows = [lines[first + j].split() for j in range(NTU_JOINTS)]
+            cursor += NTU_JOINTS
+            if body >= max_bodies:
+                continue
+            for j, row in enumerate(rows):
+                if len(row) != JOINT_VALUES:
+                    raise BadInputError(path, first + j + 1,
+                                        f"joint line has {len(row)} values, expected {JOINT_VALUES}")
+            try:
+                xyz = np.array([row[:3] for row in rows], dtype=np.float32)
+            except ValueError:
+                bad = next(j for j, row in enumerate(rows) if not _all_numeric(row[:3]))
+                raise BadInputError(path, first + bad + 1, f"non-numeric value in '{lines[first + bad][:60]}'") \
+                    from None
+            if not np.isfinite(xyz).all():
+                bad = int(np.nonzero(~np.isfinite(xyz).all(axis=1))[0][0])
+                raise BadInputError(path, first + bad + 1, "NaN or infinite coordinate")
+            joints[frame, body] = xyz
+            try:
+                body_ids[frame, body] = int(info[0])
+            except ValueError:
+                raise BadInputError(path, first - 1, f"tracking id '{info[0]}' is not an integer") from None
+    if cursor != len(lines):
+        raise BadInputError(path, cursor + 1, f"{len(lines) - cursor} unexpected extra line(s) after the "
+                                              f"{num_frames} frames announced on line 1")
+    return NtuSkeleton(path.name.split(".")[0], joints, body_ids, counts)
+
+
+def _all_numeric(values: list[str]) -> bool:
+    try:
+        [float(v) for v in values]
+        return True
+    except ValueError:
+        return False
+
+
+def read_name_list(path: str | Path) -> set[str]:
+    """Sample names from a list file (one a line; lines that are not NTU names, e.g. headers, are ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"exclude list '{path}' does not exist")
+    return {m.group(0) for m in (_NAME_RE.search(line) for line in path.read_text().splitlines()) if m}
+
+
+def ntu_splits(names: list[str], dataset: str) -> dict[str, dict[str, np.ndarray]]:
+    """Official evaluation splits as index arrays: xsub + xview (NTU 60) or xsub + xset (NTU 120).
+
+    xsub: train performers listed above; xview: train cameras 2 and 3; xset: train even setup ids.
+    """
+    ids = [parse_sample_name(n) for n in names]
+    performers = np.array([i.performer for i in ids], dtype=np.int64)
+    if dataset == "ntu60":
+        xsub = np.isin(performers, list(NTU60_XSUB_TRAIN_PERFORMERS))
+        second_name = "xview"
+        second = np.isin([i.camera for i in ids], list(NTU60_XVIEW_TRAIN_CAMERAS))
+    elif dataset == "ntu120":
+        xsub = np.isin(performers, list(NTU120_XSUB_TRAIN_PERFORMERS))
+        second_name = "xset"
+        second = np.array([i.setup % 2 == 0 for i in ids], dtype=bool)
+    else:
+        raise UserError(f"unknown NTU dataset '{dataset}' (ntu60 or ntu120)")
+    return {
+        "xsub": {"train": np.nonzero(xsub)[0], "test": np.nonzero(~xsub)[0]},
+        second_name: {"train": np.nonzero(second)[0], "test": np.nonzero(~second)[0]},
+    }
+
+
+def find_ntu_files(raw_dir: str | Path, dataset: str) -> list[Path]:
+    """The `.skeleton` files of NTU 60 (actions 1-60, setups 1-17) or NTU 120 (all) under raw_dir, sorted."""
+    raw_dir = Path(raw_dir)
+    if not raw_dir.is_dir():
+        raise UserError(f"raw NTU directory '{raw_dir}' does not exist")
+    files = sorted(raw_dir.rglob("*.skeleton"), key=lambda p: p.name)
+    if dataset == "ntu60":
+        files = [f for f in files if _NAME_RE.search(f.name) and parse_sample_name(f.name).action <= 60
+                 and parse_sample_name(f.name).setup <= 17]
+    if not files:
+        raise UserError(f"no .skeleton files under '{raw_dir}' (download nturgbd_skeletons_s001_to_s017.zip"
+                        " (and s018_to_s032 for NTU 120) and unpack it there)")
+    return files
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The prepare pipeline
+
+
+def _ntu_worker(task: tuple[str, object]) -> tuple[np.ndarray, int, dict]:
+    from skelssl.data.ntu_preprocess import preprocess_skeleton
+    from skelssl.data.prepared import SkipSample
+
+    path, recipe = task
+    skel = read_skeleton_file(path, max_bodies=max(recipe.read_bodies, 4) if recipe.denoise
+                              else recipe.read_bodies)
+    if not skel.has_skeleton:
+        raise SkipSample("missing skeleton: no body in any frame")
+    sample, length = preprocess_skeleton(skel, recipe)
+    return sample, length, {"source_frames": skel.num_frames}
+
+
+def prepare_ntu(raw_dir: str | Path, out_dir: str | Path, dataset: str, recipe: object,
+                exclude_list: str | Path | None = None, skip_bad: bool = False, workers: int = 0,
+                progress: bool = True, limit: int | None = None):
+    """Parse every `.skeleton` file of NTU 60 / 120 under raw_dir and write the prepared dataset.
+
+    recipe: an ntu_preprocess.NtuRecipe. exclude_list: the official list of samples with missing
+    skeletons (files named there are skipped and reported). Returns a PrepareReport.
+    """
+    from skelssl.data.prepared import PreparedMeta, provenance, run_prepare
+    from skelssl.skeleton.layouts import NTU25
+
+    files = find_ntu_files(raw_dir, dataset)
+    excluded = read_name_list(exclude_list) if exclude_list else set()
+    pre_skipped = [{"file": f.name, "reason": "in the exclude list"} for f in files
+                   if f.name.split(".")[0] in excluded]
+    files = [f for f in files if f.name.split(".")[0] not in excluded]
+    if limit:
+        files = files[:limit]
+    names = [f.name.split(".")[0] for f in files]
+    num_classes = 60 if dataset == "ntu60" else 120
+
+    def make_meta(kept: np.ndarray, lengths: np.ndarray, infos: list) -> PreparedMeta:
+        kept_names = [names[i] for i in kept]
+        return PreparedMeta(
+            dataset=dataset, layout=NTU25, class_names=list(NTU120_CLASS_NAMES[:num_classes]),
+            labels=np.array([parse_sample_name(n).action - 1 for n in kept_names], dtype=np.int64),
+            lengths=lengths, sample_names=kept_names, splits=ntu_splits(kept_names, dataset),
+            provenance=provenance(f"prepare {dataset}", raw_dir=str(Path(raw_dir).resolve()),
+                                  recipe=recipe.to_dict(), exclude_list=str(exclude_list) if exclude_list
+                                  else None, excluded=len(pre_skipped)))
+
+    shape = (3, recipe.out_frames, NTU_JOINTS, recipe.bodies)
+    report = run_prepare(out_dir, [(str(f), recipe) for f in files], [f.name for f in files], _ntu_worker,
+                         shape, make_meta, workers=workers, skip_bad=skip_bad, desc=dataset,
+                         progress=progress, extra_arrays={"source_frames": ((), np.int64)})
+    report.skipped = pre_skipped + report.skipped
+    return report

@@ -1,0 +1,393 @@
+"""The prepared-dataset format: one memory-mapped array plus a JSON file.
+
+A prepared dataset is a directory:
+
+    DIR/data.npy     float32 (N, C, T, V, M): every sample, zero-padded to T frames
+    DIR/meta.json    {"format": "skelssl-prepared", "version": 1, "dataset", "layout", "class_names",
+                      "labels" [N], "lengths" [N], "sample_names" [N],
+                      "splits": {split: {"train": [indices], "test": [indices]}}, "provenance": {...},
+                      "extra_arrays": [names of further DIR/<name>.npy files, e.g. "actionlets"]}
+
+Writers fill a temporary sibling directory and rename it into place only when complete, so an interrupted
+`prepare` never leaves a half-written dataset behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from skelssl.errors import UserError
+from skelssl.skeleton.layouts import Layout, get_layout
+
+FORMAT_NAME = "skelssl-prepared"
+FORMAT_VERSION = 1
+DATA_FILE = "data.npy"
+META_FILE = "meta.json"
+
+
+class PreparedDatasetError(UserError):
+    """A prepared dataset is missing or malformed."""
+
+
+@dataclass
+class PreparedMeta:
+    dataset: str
+    layout: Layout
+    class_names: list[str]
+    labels: np.ndarray
+    lengths: np.ndarray
+    sample_names: list[str]
+    splits: dict[str, dict[str, np.ndarray]]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    extra_arrays: list[str] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_json(self) -> dict[str, Any]:
+        layout = self.layout.name if _is_builtin(self.layout) else self.layout.to_dict()
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "dataset": self.dataset,
+            "layout": layout,
+            "class_names": list(self.class_names),
+            "labels": [int(v) for v in self.labels],
+            "lengths": [int(v) for v in self.lengths],
+            "sample_names": list(self.sample_names),
+            "splits": {s: {part: [int(i) for i in idx] for part, idx in parts.items()}
+                       for s, parts in self.splits.items()},
+            "provenance": self.provenance,
+            "extra_arrays": list(self.extra_arrays),
+        }
+
+
+def _is_builtin(layout: Layout) -> bool:
+    try:
+        return get_layout(layout.name) == layout
+    except ValueError:
+        return False
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, path)
+
+
+class PreparedWriter:
+    """Streams samples into DIR/data.npy without holding the dataset in memory.
+
+    Use as a context manager; the dataset appears at `out_dir` only after `finalize()` succeeds.
+    An existing dataset at `out_dir` is replaced only then, so a failure leaves it untouched.
+    """
+
+    def __init__(self, out_dir: str | Path, shape: tuple[int, int, int, int, int]):
+        self.out_dir = Path(out_dir)
+        self.tmp_dir = self.out_dir.with_name(self.out_dir.name + ".partial")
+        if self.tmp_dir.exists():
+            shutil.rmtree(self.tmp_dir)
+        self.tmp_dir.mkdir(parents=True)
+        self.shape = tuple(int(s) for s in shape)
+        self.data = np.lib.format.open_memmap(self.tmp_dir / DATA_FILE, mode="w+", dtype=np.float32,
+                                              shape=self.shape)
+        self._extra: dict[str, np.memmap] = {}
+        self._done = False
+
+    def add_array(self, name: str, shape: tuple[int, ...], dtype: Any = np.float32) -> np.memmap:
+        """A further per-dataset array saved as DIR/<name>.npy (e.g. ground-truth actionlets)."""
+        arr = np.lib.format.open_memmap(self.tmp_dir / f"{name}.npy", mode="w+", dtype=dtype, shape=shape)
+        self._extra[name] = arr
+        return arr
+
+    def finalize(self, meta: PreparedMeta, keep_rows: np.ndarray | None = None) -> Path:
+        """Write meta.json and move the dataset into place.
+
+        keep_rows: if given, only these rows of data.npy (and of every extra array with the same first
+        dimension) are kept, in this order — for pipelines that reserve one row per input file and skip
+        bad files; the rewrite streams chunk by chunk.
+        """
+        n_out = self.shape[0] if keep_rows is None else len(keep_rows)
+        if len(meta.labels) != n_out:
+            raise PreparedDatasetError(f"{len(meta.labels)} labels for {n_out} samples")
+        meta.extra_arrays = sorted(self._extra)
+        self.data.flush()
+        extra_rows = {name: arr.shape[0] if arr.ndim else 0 for name, arr in self._extra.items()}
+        for arr in self._extra.values():
+            arr.flush()
+        del self.data
+        self._extra.clear()
+        if keep_rows is not None and n_out != self.shape[0] or (
+                keep_rows is not None and not np.array_equal(keep_rows, np.arange(self.shape[0]))):
+            keep = np.asarray(keep_rows, dtype=np.int64)
+            compact_rows(self.tmp_dir / DATA_FILE, keep)
+            for name, rows in extra_rows.items():
+                if rows == self.shape[0]:
+                    compact_rows(self.tmp_dir / f"{name}.npy", keep)
+            self.shape = (n_out,) + self.shape[1:]
+        write_json_atomic(self.tmp_dir / META_FILE, meta.to_json())
+        if self.out_dir.exists():
+            old = self.out_dir.with_name(self.out_dir.name + ".old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(self.out_dir, old)
+            os.replace(self.tmp_dir, self.out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(self.tmp_dir, self.out_dir)
+        self._done = True
+        return self.out_dir
+
+    def abort(self) -> None:
+        if not self._done and self.tmp_dir.exists():
+            self.data = None  # type: ignore[assignment]
+            self._extra.clear()
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
+    def __enter__(self) -> "PreparedWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or not self._done:
+            self.abort()
+
+
+def write_prepared(out_dir: str | Path, data: np.ndarray, meta: PreparedMeta,
+                   extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write an in-memory dataset (small data, tests, synthetic) in the prepared format."""
+    with PreparedWriter(out_dir, data.shape) as writer:
+        writer.data[:] = data
+        for name, arr in (extra or {}).items():
+            writer.add_array(name, arr.shape, arr.dtype)[:] = arr
+        return writer.finalize(meta)
+
+
+def load_meta(root: str | Path) -> PreparedMeta:
+    root = Path(root)
+    meta_path = root / META_FILE
+    if not root.is_dir():
+        raise PreparedDatasetError(f"no prepared dataset at '{root}': the directory does not exist "
+                                   "(run `skelssl prepare ...` first, or set data.root)")
+    if not meta_path.is_file() or not (root / DATA_FILE).is_file():
+        raise PreparedDatasetError(f"'{root}' is not a prepared dataset: it needs {DATA_FILE} and {META_FILE} "
+                                   "(run `skelssl prepare ...` to create one)")
+    try:
+        raw = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as err:
+        raise PreparedDatasetError(f"{meta_path}: not valid JSON ({err})") from None
+    if raw.get("format") != FORMAT_NAME:
+        raise PreparedDatasetError(f"{meta_path}: not a {FORMAT_NAME} metadata file")
+    return PreparedMeta(
+        dataset=raw["dataset"],
+        layout=get_layout(raw["layout"]),
+        class_names=list(raw["class_names"]),
+        labels=np.asarray(raw["labels"], dtype=np.int64),
+        lengths=np.asarray(raw["lengths"], dtype=np.int64),
+        sample_names=list(raw["sample_names"]),
+        splits={s: {part: np.asarray(idx, dtype=np.int64) for part, idx in parts.items()}
+                for s, parts in raw["splits"].items()},
+        provenance=raw.get("provenance", {}),
+        extra_arrays=list(raw.get("extra_arrays", [])),
+    )
+
+
+def open_data(root: str | Path, name: str = "data") -> np.ndarray:
+    """Memory-map DIR/<name>.npy read-only."""
+    return np.load(Path(root) / f"{name}.npy", mmap_mode="r")
+
+
+def summarize(root: str | Path) -> dict[str, Any]:
+    """What a prepared dataset holds: samples per split and class, frames, joints, persons, layout."""
+    meta = load_meta(root)
+    data = open_data(root)
+    n, c, t, v, m = data.shape
+    splits = {}
+    for split, parts in meta.splits.items():
+        splits[split] = {}
+        for part, idx in parts.items():
+            counts = np.bincount(meta.labels[idx], minlength=meta.num_classes)
+            splits[split][part] = {"samples": int(len(idx)),
+                                   "per_class": {meta.class_names[k]: int(counts[k]) for k in range(len(counts))}}
+    return {
+        "path": str(Path(root).resolve()),
+        "dataset": meta.dataset,
+        "samples": int(n),
+        "classes": meta.num_classes,
+        "class_names": meta.class_names,
+        "channels": int(c),
+        "frames": int(t),
+        "joints": int(v),
+        "persons": int(m),
+        "layout": meta.layout.name,
+        "length_min": int(meta.lengths.min()) if n else 0,
+        "length_max": int(meta.lengths.max()) if n else 0,
+        "length_mean": float(meta.lengths.mean()) if n else 0.0,
+        "splits": splits,
+        "extra_arrays": meta.extra_arrays,
+        "provenance": meta.provenance,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Shared pieces of the `prepare` pipelines: input errors, skip reports, streaming writes, run summaries.
+
+
+class BadInputError(UserError):
+    """A raw input file is malformed; names the file, the 1-based line (0: the whole file) and the problem."""
+
+    def __init__(self, path: str | Path, line: int, problem: str):
+        self.path = str(path)
+        self.line = int(line)
+        self.problem = problem
+        where = f"{self.path}:{self.line}" if self.line > 0 else self.path
+        super().__init__(f"{where}: {problem} (fix or remove the file, or pass --skip-bad to skip bad files)")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"file": self.path, "line": self.line, "problem": self.problem}
+
+
+@dataclass
+class PrepareReport:
+    """What a `prepare` run did: samples per split, skipped files and why, wall time."""
+
+    out_dir: str
+    samples: int
+    splits: dict[str, dict[str, int]]
+    skipped: list[dict[str, Any]]
+    seconds: float
+
+    def table(self) -> str:
+        rows = [("split", "train", "test")]
+        for split, parts in self.splits.items():
+            rows.append((split, str(parts.get("train", 0)), str(parts.get("test", 0))))
+        width = [max(len(r[i]) for r in rows) for i in range(3)]
+        lines = ["  ".join(cell.ljust(width[i]) for i, cell in enumerate(row)) for row in rows]
+        reasons: dict[str, int] = {}
+        for item in self.skipped:
+            reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
+        lines.append(f"samples: {self.samples}   skipped: {len(self.skipped)}   time: {self.seconds:.1f} s")
+        for reason, count in sorted(reasons.items()):
+            lines.append(f"  skipped {count}: {reason}")
+        lines.append(f"written: {self.out_dir}")
+        return "\n".join(lines)
+
+
+def compact_rows(path: Path, keep: np.ndarray, chunk: int = 256) -> None:
+    """Rewrite the .npy at `path` keeping only rows `keep` (in order), chunk by chunk (never all in memory)."""
+    src = np.load(path, mmap_mode="r")
+    tmp = path.with_name(path.stem + ".compact.npy")
+    dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=src.dtype, shape=(len(keep),) + src.shape[1:])
+    for start in range(0, len(keep), chunk):
+        dst[start:start + chunk] = src[keep[start:start + chunk]]
+    dst.flush()
+    del dst, src
+    os.replace(tmp, path)
+
+
+class SkipSample(Exception):
+    """Raised by a prepare worker for an input that is valid but must be left out (e.g. no skeleton)."""
+
+
+def _call_worker(job: tuple[Any, Any]) -> tuple[str, Any]:
+    worker, task = job
+    try:
+        return "ok", worker(task)
+    except SkipSample as err:
+        return "skip", str(err)
+    except BadInputError as err:
+        return "bad", err.to_json()
+
+
+def run_prepare(out_dir: str | Path, tasks: list[Any], task_names: list[str], worker: Any,
+                sample_shape: tuple[int, int, int, int], make_meta: Any, workers: int = 0,
+                skip_bad: bool = False, desc: str = "prepare", progress: bool = True,
+                extra_arrays: dict[str, tuple[tuple[int, ...], Any]] | None = None) -> PrepareReport:
+    """Run `worker(task) -> (sample (C,T,V,M), length, extras dict)` on every task, in parallel, in order,
+    streaming each result into row i of DIR/data.npy; then call `make_meta(kept_rows, lengths, infos)` for
+    the PreparedMeta and finalize (infos: per kept sample, the scalar extras the worker returned, e.g. labels
+    read from the file; only those named in extra_arrays are also stored as arrays). Files the worker rejects with SkipSample are always left out (and listed);
+    BadInputError aborts (nothing is written) unless skip_bad, in which case the file is listed and left
+    out. The list is saved as DIR/skipped.json.
+
+    workers: processes (0 = all cores; 1 = in this process). extra_arrays: name -> (per-sample shape,
+    dtype) of further per-sample arrays the worker returns in its extras dict.
+    """
+    import multiprocessing
+    import time
+
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    n = len(tasks)
+    if n == 0:
+        raise UserError(f"{desc}: no input samples found")
+    workers = workers or os.cpu_count() or 1
+    lengths = np.zeros(n, dtype=np.int64)
+    ok = np.zeros(n, dtype=bool)
+    info: list[dict[str, Any]] = [{} for _ in range(n)]
+    skipped: list[dict[str, Any]] = []
+    out_dir = Path(out_dir)
+    with PreparedWriter(out_dir, (n,) + tuple(sample_shape)) as writer:
+        extras = {name: writer.add_array(name, (n,) + tuple(shape), dtype)
+                  for name, (shape, dtype) in (extra_arrays or {}).items()}
+        jobs = ((worker, task) for task in tasks)
+        pool = multiprocessing.get_context("spawn" if os.name == "nt" else "fork").Pool(workers) \
+            if workers > 1 and n > 1 else None
+        try:
+            results = pool.imap(_call_worker, jobs, chunksize=max(1, min(16, n // (workers * 8) or 1))) \
+                if pool else map(_call_worker, jobs)
+            for i, (status, payload) in enumerate(tqdm(results, total=n, desc=desc, unit="file",
+                                                       disable=not progress)):
+                if status == "ok":
+                    sample, length, extra = payload
+                    writer.data[i] = sample
+                    lengths[i] = length
+                    for name, value in (extra or {}).items():
+                        if name in extras:
+                            extras[name][i] = value
+                        if np.ndim(value) == 0:
+                            info[i][name] = value.item() if hasattr(value, "item") else value
+                    ok[i] = True
+                elif status == "skip":
+                    skipped.append({"file": task_names[i], "reason": payload})
+                else:
+                    if not skip_bad:
+                        raise BadInputError(payload["file"], payload["line"], payload["problem"])
+                    skipped.append({"file": task_names[i], "reason": "bad input",
+                                    "line": payload["line"], "problem": payload["problem"]})
+        finally:
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        kept = np.nonzero(ok)[0]
+        if len(kept) == 0:
+            raise UserError(f"{desc}: every input was skipped ({len(skipped)}); first: {skipped[0]}")
+        meta = make_meta(kept, lengths[kept], [info[i] for i in kept])
+        meta.provenance.setdefault("skipped", len(skipped))
+        write_json_atomic(writer.tmp_dir / "skipped.json", skipped)
+        extras.clear()
+        writer.finalize(meta, keep_rows=kept)
+    splits = {s: {part: int(len(idx)) for part, idx in parts.items()} for s, parts in meta.splits.items()}
+    return PrepareReport(str(out_dir), int(len(kept)), splits, skipped, time.perf_counter() - start)
+
+
+def provenance(command: str, **details: Any) -> dict[str, Any]:
+    """Where a prepared dataset came from: command, options, skelssl version, time (stored in meta.json)."""
+    import datetime
+
+    try:
+        from importlib.metadata import version
+
+        pkg_version = version("skelssl")
+    except Exception:  # not installed as a distribution
+        pkg_version = "unknown"
+    return {"command": command, "skelssl_version": pkg_version,
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **details}

@@ -1,0 +1,102 @@
+"""Northwestern-UCLA Multiview Action 3D: one JSON per sequence -> prepared dataset (Kinect-20 layout).
+
+Each JSON holds `file_name` (aXX_sYY_eZZ_vWW), `skeletons` [T][20][3] (metres) and `label` 1..10. The joint
+order is the Kinect v1 order of layouts.KINECT20 (checked on the data: head highest, feet lowest, left
+joints at smaller x than right ones as in NTU). Standard protocol: cross-view, train on views 1 and 2
+(1020 sequences), test on view 3 (464).
+
+Every sequence is resampled linearly to `frames` frames (default 50); the original frame count is kept in
+the extra array `source_frames`. Four sequences have 6 frames or fewer (two a single frame): they are kept
+(a single frame becomes a static sequence) and listed in provenance["degenerate"]; `drop_degenerate`
+leaves them out instead.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from skelssl.data.ntu_preprocess import resample_linear
+from skelssl.data.prepared import (BadInputError, PreparedMeta, PrepareReport, SkipSample, provenance,
+                                   run_prepare)
+from skelssl.errors import UserError
+from skelssl.skeleton.layouts import KINECT20
+
+UCLA_CLASS_NAMES = ("pick up with one hand", "pick up with two hands", "drop trash", "walk around",
+                    "sit down", "stand up", "donning", "doffing", "throw", "carry")
+UCLA_TRAIN_VIEWS = (1, 2)
+DEGENERATE_FRAMES = 6
+_NAME_RE = re.compile(r"a(\d+)_s(\d+)_e(\d+)_v(\d+)")
+
+
+def read_ucla_json(path: str | Path) -> tuple[np.ndarray, int, str]:
+    """(T, 20, 3) float32 skeletons, 0-based label and name of one NW-UCLA JSON file."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise BadInputError(path, err.lineno, f"not valid JSON ({err.msg})") from None
+    for key in ("file_name", "skeletons", "label"):
+        if key not in raw:
+            raise BadInputError(path, 0, f"missing key '{key}'")
+    try:
+        joints = np.asarray(raw["skeletons"], dtype=np.float32)
+    except (ValueError, TypeError):
+        raise BadInputError(path, 0, "'skeletons' is not a numeric [T][20][3] array") from None
+    if joints.ndim != 3 or joints.shape[1:] != (20, 3):
+        raise BadInputError(path, 0, f"'skeletons' has shape {joints.shape}, expected (T, 20, 3)")
+    if joints.shape[0] == 0:
+        raise BadInputError(path, 0, "empty sequence (0 frames)")
+    if not np.isfinite(joints).all():
+        raise BadInputError(path, 0, "NaN or infinite coordinate")
+    label = int(raw["label"]) - 1
+    if not 0 <= label < len(UCLA_CLASS_NAMES):
+        raise BadInputError(path, 0, f"label {raw['label']} outside 1..{len(UCLA_CLASS_NAMES)}")
+    return joints, label, str(raw["file_name"])
+
+
+def _ucla_worker(task: tuple[str, int, bool]) -> tuple[np.ndarray, int, dict]:
+    path, frames, drop_degenerate = task
+    joints, label, _ = read_ucla_json(path)
+    if drop_degenerate and len(joints) <= DEGENERATE_FRAMES:
+        raise SkipSample(f"degenerate: {len(joints)} frame(s)")
+    sample = resample_linear(joints, frames).transpose(2, 0, 1)[..., None]  # (3, T, 20, 1)
+    return sample, frames, {"source_frames": len(joints), "label": label}  # label: meta only
+
+
+def prepare_nw_ucla(raw_dir: str | Path, out_dir: str | Path, frames: int = 50, skip_bad: bool = False,
+                    workers: int = 0, progress: bool = True, drop_degenerate: bool = False) -> PrepareReport:
+    raw_dir = Path(raw_dir)
+    files = sorted(raw_dir.glob("*.json")) if raw_dir.is_dir() else []
+    if not files:
+        raise UserError(f"no NW-UCLA .json files in '{raw_dir}' (give the all_sqe directory)")
+    if frames < 1:
+        raise UserError("--frames must be at least 1")
+    names = [f.stem for f in files]
+    views = []
+    for f in files:
+        match = _NAME_RE.search(f.stem)
+        if match is None:
+            raise UserError(f"{f}: file name is not aXX_sYY_eZZ_vWW.json")
+        views.append(int(match.group(4)))
+
+    def make_meta(kept: np.ndarray, lengths: np.ndarray, infos: list[dict]) -> PreparedMeta:
+        labels = [info["label"] for info in infos]
+        source = [info["source_frames"] for info in infos]
+        train = np.isin([views[i] for i in kept], UCLA_TRAIN_VIEWS)
+        degenerate = [{"sample": names[i], "frames": int(s)} for i, s in zip(kept, source)
+                      if s <= DEGENERATE_FRAMES]
+        return PreparedMeta(
+            dataset="nw-ucla", layout=KINECT20, class_names=list(UCLA_CLASS_NAMES),
+            labels=np.asarray(labels, dtype=np.int64), lengths=lengths, sample_names=[names[i] for i in kept],
+            splits={"xview": {"train": np.nonzero(train)[0], "test": np.nonzero(~train)[0]}},
+            provenance=provenance("prepare nw-ucla", raw_dir=str(raw_dir.resolve()), frames=frames,
+                                  degenerate=degenerate, drop_degenerate=drop_degenerate))
+
+    return run_prepare(out_dir, [(str(f), frames, drop_degenerate) for f in files], [f.name for f in files],
+                       _ucla_worker, (3, frames, 20, 1), make_meta, workers=workers, skip_bad=skip_bad,
+                       desc="nw-ucla", progress=progress,
+                       extra_arrays={"source_frames": ((), np.int64)})

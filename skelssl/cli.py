@@ -127,7 +127,15 @@ def _quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may come after options (argparse stops filling a positional list at an option).
+    stray = [item for item in extra if "=" not in item or item.startswith("-")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        if not hasattr(args, "overrides"):
+            parser.error(f"'{args.command}' takes no key=value overrides: {' '.join(extra)}")
+        args.overrides = list(args.overrides) + extra
     _quiet_libraries()
     try:
         return int(args.func(args) or 0)

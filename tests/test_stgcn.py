@@ -232,3 +232,20 @@ def test_flops_one_sample():
     assert abs(flops - 1.23e9) / 1.23e9 < 0.10
     # a Linear(256, 128) on 4 rows: 2·4·256·128
     assert count_flops(nn.Linear(256, 128), torch.randn(4, 256)) == 2 * 4 * 256 * 128
+
+
+def test_fast_dropout_distribution():
+    from skelssl.models.stgcn import FastDropout
+
+    drop = FastDropout(0.5)
+    x = torch.ones(200_000)
+    torch.manual_seed(0)
+    y = drop(x)
+    kept = y != 0
+    assert set(torch.unique(y).tolist()) == {0.0, 2.0}  # inverted dropout: survivors scaled by 1/(1-p)
+    assert kept.float().mean().item() == pytest.approx(0.5, abs=0.005)
+    assert FastDropout(0.2)(x).ne(0).float().mean().item() == pytest.approx(0.8, abs=0.005)
+    drop.eval()
+    assert drop(x) is x
+    with pytest.raises(ValueError):
+        FastDropout(1.0)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from skelssl.methods.actclr import ActCLR
+from skelssl.methods.aimclr import AimCLR
 from skelssl.methods.base import MoCoMethod
 from skelssl.methods.skeletonclr import SkeletonCLR
 
 METHODS: dict[str, type[MoCoMethod]] = {
     SkeletonCLR.name: SkeletonCLR,
+    AimCLR.name: AimCLR,
+    ActCLR.name: ActCLR,
 }
 
 

@@ -72,9 +72,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int | None = None,
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     callbacks.extend(extra_callbacks or [])
-    loggers = [CSVLogger(str(run_dir), name="logs", version="")]
+    loggers = [CSVLogger(str(run_dir), name="logs")]
     try:
-        loggers.append(TensorBoardLogger(str(run_dir), name="tensorboard", version=""))
+        loggers.append(TensorBoardLogger(str(run_dir), name="tensorboard"))
     except ModuleNotFoundError:  # tensorboard is optional at run time
         pass
     return L.Trainer(

@@ -71,3 +71,15 @@ def test_queue_bank_starts_normalised():
     queue = MemoryQueue(size=32, dim=8)
     assert torch.allclose(queue.bank.norm(dim=1), torch.ones(32), atol=1e-5)
     assert torch.allclose(F.normalize(queue.bank, dim=1), queue.bank, atol=1e-6)
+
+
+def test_collapse_monitor_figures():
+    from skelssl.methods.base import embedding_spread
+
+    g = torch.Generator().manual_seed(0)
+    healthy = torch.randn(256, 64, generator=g)
+    cos, std = embedding_spread(healthy)
+    assert abs(cos) < 0.05 and 0.9 < std < 1.1  # isotropic: cosine ~0, spread ~1
+    collapsed = torch.randn(1, 64, generator=g) + 1e-3 * torch.randn(256, 64, generator=g)
+    cos, std = embedding_spread(collapsed)
+    assert cos > 0.99 and std < 0.01

@@ -124,7 +124,7 @@ class ActCLR(MoCoMethod):
             dense_key = self.encoder_k.features(self.to_stream(x_key))
             pooled = safp_pool(dense_key, actionlet, m.safp, float(m.safp_global_mix))  # eq. 8, offline
             z_key = F.normalize(self.projector_k(pooled), dim=1)
-        loss = similarity_mining_loss(z_query, z_key, self.queue.bank.clone(), float(m.temperature_query),
+        loss = similarity_mining_loss(z_query, z_key, self.queue.bank, float(m.temperature_query),
                                       float(m.temperature_key), topk=int(m.mining_topk),
                                       exclude_above=m.mining_exclude_above,
                                       square_query=bool(m.mining_square_query))  # eq. 9

@@ -74,7 +74,7 @@ class AimCLR(MoCoMethod):
         z_drop = F.normalize(self.projector_q(self.encoder_q.pool(self.eadm(dense))), dim=1)  # EADM, Alg. 1
         z_key = self.encode_key(x_key)
 
-        bank = self.queue.bank.clone()
+        bank = self.queue.bank  # updated only after backward (MoCoMethod.on_train_batch_end)
         tau = float(m.temperature)
         logits_hat = info_nce_logits(z_hat, z_key, bank, tau)      # eqs. 1, 4-5
         logits_tilde = info_nce_logits(z_tilde, z_key, bank, tau)

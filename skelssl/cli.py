@@ -1,4 +1,4 @@
-"""The one entry point: `skelssl demo|pretrain|evaluate|prepare|info`."""
+"""The one entry point: `skelssl demo|pretrain|evaluate|analyze|prepare|info`."""
 
 from __future__ import annotations
 
@@ -60,6 +60,34 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from skelssl.analyze import analyze_actionlets, analyze_tsne
+    from skelssl.config import parse_overrides
+    from skelssl.evaluate import pick_device, results_dir_for
+    from skelssl.evaluation import print_table, write_results
+    from skelssl.train import method_from_checkpoint
+
+    overrides = parse_overrides(args.overrides)
+    out_dir = Path(args.out) if args.out else results_dir_for(args.checkpoint) / "analysis"
+    method = method_from_checkpoint(args.checkpoint, overrides)
+    device = pick_device(method.cfg.trainer.accelerator)
+    if args.what == "actionlets":
+        records, paths = analyze_actionlets(method, out_dir, device, limit=args.limit)
+        if records:
+            write_results(results_dir_for(args.checkpoint) if not args.out else out_dir, records)
+            print_table(records)
+        else:
+            print("this dataset has no ground-truth actionlets: pictures only")
+    else:
+        paths = [analyze_tsne(method, out_dir, device, method.name)]
+        if args.with_random_init:
+            paths.append(analyze_tsne(method_from_checkpoint(args.checkpoint, overrides, load_weights=False),
+                                      out_dir, device, "random_init"))
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from skelssl.data.prepared import summarize
 
@@ -101,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", default=None, help="directory for results.json (default: the checkpoint's run)")
     ev.add_argument("overrides", nargs="*", help="key=value overrides of data.* and eval.*")
     ev.set_defaults(func=_cmd_evaluate)
+
+    an = sub.add_parser("analyze", help="actionlet quality and pictures, t-SNE of the features (PNG)")
+    an.add_argument("what", choices=["actionlets", "tsne"])
+    an.add_argument("--checkpoint", required=True, help="RUN/checkpoints/last.ckpt")
+    an.add_argument("--out", default=None, help="directory for the PNGs (default: RUN/analysis)")
+    an.add_argument("--limit", type=int, default=None, help="actionlets: analyse only the first N test sequences")
+    an.add_argument("--with-random-init", action="store_true", help="tsne: also plot a random-init encoder")
+    an.add_argument("overrides", nargs="*", help="key=value overrides of data.*")
+    an.set_defaults(func=_cmd_analyze)
 
     info = sub.add_parser("info", help="what a prepared dataset holds")
     info.add_argument("dataset", help="prepared dataset directory")

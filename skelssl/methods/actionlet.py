@@ -94,6 +94,13 @@ class ActionletSelector(nn.Module):
         self.register_buffer("graph", smoothing_matrix(self.layout))
         self.register_buffer("anchor", torch.zeros(0))  # (C, T, V, M) once set; saved in checkpoints
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # The anchor's shape is known only once it is set: size the empty buffer to the saved one.
+        saved = state_dict.get(prefix + "anchor")
+        if saved is not None and saved.shape != self.anchor.shape:
+            self.anchor = torch.empty(saved.shape, dtype=saved.dtype, device=self.graph.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @property
     def has_anchor(self) -> bool:
         return self.anchor.numel() > 0

@@ -1,0 +1,138 @@
+"""Actionlet quality against ground truth, and pictures of actionlets and embeddings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from skelssl.methods.actionlet import upsample_to_frames
+from skelssl.skeleton.layouts import Layout
+
+
+def predict_actionlets(method: Any, data: np.ndarray | Tensor, *, batch_size: int = 64,
+                       device: torch.device | str = "cpu", soft: bool = False) -> Tensor:
+    """The method's actionlet for person 0 of every sequence, upsampled to the input frames: (N, T, V).
+
+    `method` is an ActCLR-like module with `actionlet(x_stream)` and `to_stream(x)`; its encoders run in
+    eval mode (BatchNorm running statistics), as for any frozen-encoder analysis. `soft` returns the scores in
+    [0, 1] instead of the binary mask.
+    """
+    was_training = method.training
+    method.eval().to(device)
+    soft_before = method.cfg.method.get("actionlet_soft", False)
+    method.cfg.method.actionlet_soft = soft
+    out = []
+    try:
+        for start in range(0, data.shape[0], batch_size):
+            x = torch.as_tensor(np.asarray(data[start:start + batch_size]), dtype=torch.float32, device=device)
+            actionlet = method.actionlet(method.to_stream(x))  # (N, M, T', V)
+            out.append(upsample_to_frames(actionlet, x.shape[2])[:, 0].float().cpu())
+    finally:
+        method.cfg.method.actionlet_soft = soft_before
+        method.train(was_training)
+    return torch.cat(out)
+
+
+def actionlet_scores(predicted: Tensor | np.ndarray, truth: Tensor | np.ndarray) -> dict[str, float]:
+    """Precision, recall and IoU of predicted (N, T, V) actionlet masks against ground-truth masks.
+
+    Precision: the share of predicted (frame, joint) cells inside the true actionlet; recall: the share of true
+    cells predicted; both pooled over all sequences. `chance_precision` is the true cells' share of all cells:
+    the precision of a mask drawn at random.
+    """
+    pred = torch.as_tensor(np.asarray(predicted)) > 0.5
+    true = torch.as_tensor(np.asarray(truth)) > 0.5
+    if pred.shape != true.shape:
+        raise ValueError(f"predicted masks {tuple(pred.shape)} and ground truth {tuple(true.shape)} differ")
+    hit = (pred & true).sum().item()
+    n_pred, n_true = pred.sum().item(), true.sum().item()
+    union = (pred | true).sum().item()
+    return {
+        "precision": hit / n_pred if n_pred else 0.0,
+        "recall": hit / n_true if n_true else 0.0,
+        "iou": hit / union if union else 0.0,
+        "predicted_fraction": n_pred / pred.numel(),
+        "chance_precision": n_true / true.numel(),
+    }
+
+
+def plot_actionlet(sequence: np.ndarray, mask: np.ndarray, layout: Layout, path: str | Path,
+                   frames: int = 5, title: str = "", truth: np.ndarray | None = None) -> Path:
+    """PNG of person 0 at `frames` evenly spaced frames (front view, x-y), actionlet joints in red.
+
+    sequence: (C, T, V, M); mask and truth: (T, V). With `truth`, a second row shows the ground truth.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t_total = sequence.shape[1]
+    picks = np.linspace(0, t_total - 1, frames).round().astype(int)
+    rows = [("actionlet", mask)] + ([("ground truth", truth)] if truth is not None else [])
+    fig, axes = plt.subplots(len(rows), frames, figsize=(2.2 * frames, 2.6 * len(rows)), squeeze=False)
+    xy = sequence[:2, :, :, 0]
+    lo, hi = xy.reshape(2, -1).min(axis=1), xy.reshape(2, -1).max(axis=1)
+    pad = 0.1 * (hi - lo).max()
+    for r, (label, m) in enumerate(rows):
+        for c, t in enumerate(picks):
+            ax = axes[r][c]
+            for a, b in layout.edges:
+                ax.plot(xy[0, t, [a, b]], xy[1, t, [a, b]], color="0.6", lw=1.2)
+            on = m[t] > 0.5
+            ax.scatter(xy[0, t, ~on], xy[1, t, ~on], s=10, c="tab:blue")
+            ax.scatter(xy[0, t, on], xy[1, t, on], s=22, c="tab:red")
+            ax.set_xlim(lo[0] - pad, hi[0] + pad)
+            ax.set_ylim(lo[1] - pad, hi[1] + pad)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{label}, t={t}", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_tsne(features: Tensor | np.ndarray, labels: np.ndarray, class_names: list[str], path: str | Path,
+              title: str = "", seed: int = 0, max_points: int = 2000) -> Path:
+    """PNG of a 2-D t-SNE (scikit-learn) of L2-normalised features, coloured by class."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+
+    feats = np.asarray(features, dtype=np.float32)
+    labels = np.asarray(labels)
+    if len(feats) > max_points:
+        keep = np.random.default_rng(seed).choice(len(feats), max_points, replace=False)
+        feats, labels = feats[keep], labels[keep]
+    feats = feats / np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), 1e-12)
+    points = TSNE(n_components=2, init="pca", random_state=seed,
+                  perplexity=min(30.0, max(5.0, len(feats) / 10))).fit_transform(feats)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    cmap = plt.get_cmap("tab20")
+    for k in np.unique(labels):
+        sel = labels == k
+        name = class_names[k] if k < len(class_names) else str(k)
+        ax.scatter(points[sel, 0], points[sel, 1], s=6, color=cmap(int(k) % 20), label=name)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if len(np.unique(labels)) <= 20:
+        ax.legend(fontsize=7, markerscale=2, loc="best", frameon=False)
+    ax.set_title(title or "t-SNE of encoder features")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -26,6 +26,8 @@ from skelssl.data.prepared import (BadInputError, PreparedMeta, PrepareReport, S
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import KINECT20
 
+SPINE_JOINT = 1  # KINECT20 'spine'
+
 MSR_CLASS_NAMES = ("high arm wave", "horizontal arm wave", "hammer", "hand catch", "forward punch",
                    "high throw", "draw x", "draw tick", "draw circle", "hand clap", "two hand wave",
                    "side-boxing", "bend", "forward kick", "side kick", "jogging", "tennis swing",
@@ -68,6 +70,9 @@ def _msr_worker(task: tuple[str, int, bool]) -> tuple[np.ndarray, int, dict]:
     zero = not np.abs(joints).sum() > 0
     if drop_degenerate and (zero or len(joints) <= DEGENERATE_FRAMES):
         raise SkipSample("degenerate: all zeros" if zero else f"degenerate: {len(joints)} frame(s)")
+    # Centre on the spine joint of the first frame (the NW-UCLA convention of CTR-GCN and later work):
+    # raw Kinect coordinates sit ~3 m from the camera, a translation no representation should learn.
+    joints = joints - joints[0, SPINE_JOINT]
     sample = resample_linear(joints, frames).transpose(2, 0, 1)[..., None]  # (3, T, 20, 1)
     return sample, frames, {"source_frames": len(joints), "all_zero": int(zero)}
 

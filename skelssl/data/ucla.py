@@ -5,7 +5,8 @@ order is the Kinect v1 order of layouts.KINECT20 (checked on the data: head high
 joints at smaller x than right ones as in NTU). Standard protocol: cross-view, train on views 1 and 2
 (1020 sequences), test on view 3 (464).
 
-Every sequence is resampled linearly to `frames` frames (default 50); the original frame count is kept in
+Every sequence is centred on its first frame's spine joint and resampled linearly to `frames` frames (default
+50); the original frame count is kept in
 the extra array `source_frames`. Four sequences have 6 frames or fewer (two a single frame): they are kept
 (a single frame becomes a static sequence) and listed in provenance["degenerate"]; `drop_degenerate`
 leaves them out instead.
@@ -24,6 +25,8 @@ from skelssl.data.prepared import (BadInputError, PreparedMeta, PrepareReport, S
                                    run_prepare)
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import KINECT20
+
+SPINE_JOINT = 1  # KINECT20 'spine'
 
 UCLA_CLASS_NAMES = ("pick up with one hand", "pick up with two hands", "drop trash", "walk around",
                     "sit down", "stand up", "donning", "doffing", "throw", "carry")
@@ -63,6 +66,9 @@ def _ucla_worker(task: tuple[str, int, bool]) -> tuple[np.ndarray, int, dict]:
     joints, label, _ = read_ucla_json(path)
     if drop_degenerate and len(joints) <= DEGENERATE_FRAMES:
         raise SkipSample(f"degenerate: {len(joints)} frame(s)")
+    # Centre on the spine joint of the first frame (the NW-UCLA convention of CTR-GCN and later work):
+    # raw Kinect coordinates sit ~3 m from the camera, a translation no representation should learn.
+    joints = joints - joints[0, SPINE_JOINT]
     sample = resample_linear(joints, frames).transpose(2, 0, 1)[..., None]  # (3, T, 20, 1)
     return sample, frames, {"source_frames": len(joints), "label": label}  # label: meta only
 

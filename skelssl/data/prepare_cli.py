@@ -6,6 +6,7 @@ The lead's skelssl/cli.py calls `add_prepare_parser(subparsers)`; each sub-comma
 from __future__ import annotations
 
 import argparse
+import time
 import json
 from pathlib import Path
 
@@ -124,6 +125,16 @@ def _run_convert(args: argparse.Namespace) -> int:
                            test_labels=args.test_labels, layout=args.layout))
 
 
+def _run_synthetic(args: argparse.Namespace) -> int:
+    from skelssl.data.synthetic import prepare_synthetic
+
+    started = time.time()
+    out = prepare_synthetic(args.out, seed=args.seed, frames=args.frames,
+                            num_samples_per_class_per_subject=args.per_subject)
+    print(f"written: {out} ({time.time() - started:.1f} s); `skelssl info {out}` shows what it holds")
+    return 0
+
+
 def add_prepare_parser(subparsers: argparse._SubParsersAction) -> None:
     """Add `prepare` and its sub-commands to the skelssl command line."""
     prepare = subparsers.add_parser("prepare", help="turn raw dataset files into a prepared dataset",
@@ -132,6 +143,13 @@ def add_prepare_parser(subparsers: argparse._SubParsersAction) -> None:
     sub = prepare.add_subparsers(dest="prepare_command", metavar="DATASET", required=True)
     _add_ntu(sub, "ntu60")
     _add_ntu(sub, "ntu120")
+
+    p = sub.add_parser("synthetic", help="the built-in synthetic dataset (NTU-25 layout, ground-truth actionlets)")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frames", type=int, default=50)
+    p.add_argument("--per-subject", type=int, default=20, help="sequences per class per subject (10 subjects)")
+    p.set_defaults(func=_run_synthetic)
 
     p = sub.add_parser("nw-ucla", help="Northwestern-UCLA Multiview Action3D (JSON per sequence)")
     p.add_argument("--raw", required=True, help="the all_sqe directory of JSON files")

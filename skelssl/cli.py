@@ -102,6 +102,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for split, parts in info["splits"].items():
         counts = ", ".join(f"{part} {p['samples']}" for part, p in parts.items())
         print(f"  split {split}: {counts}")
+    first = next(iter(info["splits"].values()), {})
+    if first:
+        print(f"  {'class':<28} " + " ".join(f"{part:>7}" for part in first))
+        for name in info["class_names"]:
+            print(f"  {name[:28]:<28} " + " ".join(f"{p['per_class'].get(name, 0):>7}" for p in first.values()))
+    prov = info.get("provenance") or {}
+    if prov:
+        shown = {k: v for k, v in prov.items() if isinstance(v, (str, int, float)) and len(str(v)) < 120}
+        print("  provenance: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
     return 0
 
 

@@ -94,10 +94,12 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int | None = None,
     )
 
 
-def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int | None = None) -> Path:
+def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int | None = None,
+             callbacks: list | None = None) -> Path:
     """Pretrain `cfg.method.name`; returns the run directory (holding config.yaml and checkpoints/last.ckpt).
 
-    `max_epochs` stops early (used by tests to simulate an interruption) without changing the schedule.
+    `max_epochs` stops early (used by tests to simulate an interruption) without changing the schedule;
+    `callbacks` are extra Lightning callbacks.
     """
     set_threads(cfg)
     resume = bool(cfg.resume)
@@ -133,7 +135,7 @@ def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int 
         "num_classes": datamodule.train_dataset.num_classes})
     if ckpt is not None:
         check_checkpoint_method(ckpt, cfg.method.name)
-    trainer = build_trainer(cfg, run_dir, max_epochs=max_epochs)
+    trainer = build_trainer(cfg, run_dir, max_epochs=max_epochs, extra_callbacks=callbacks)
     trainer.fit(method, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
     return run_dir
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from lightning.pytorch.callbacks import Callback
 
 from skelssl.methods.core import MemoryQueue
 
@@ -57,3 +58,43 @@ def test_queue_gathers_global_batch_in_rank_order(tmp_path):
     # None lost, none duplicated: the newest QUEUE keys each appear exactly once.
     held = {tuple(k.tolist()) for k in banks[0]["bank"]}
     assert held == {tuple(k.tolist()) for k in stream[-QUEUE:]} and len(held) == QUEUE
+
+
+class RecordKeys(Callback):
+    """Each rank saves the keys it enqueues at every step and its final bank (module level: pickles for
+    ddp_spawn)."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+        self.keys: list[torch.Tensor] = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        # Callbacks run before the module's own hook, which enqueues: the keys are still pending here.
+        self.keys.append(pl_module.keys_to_enqueue.detach().clone())
+
+    def on_train_end(self, trainer, pl_module):
+        torch.save({"keys": self.keys, "bank": pl_module.queue.bank.detach().clone(),
+                    "ptr": int(pl_module.queue.ptr)},
+                   os.path.join(self.out_dir, f"lightning_rank{trainer.global_rank}.pt"))
+
+
+@pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available in this build")
+def test_lightning_ddp_training_steps_fill_identical_queues(tiny_dataset, tmp_path):
+    from skelssl.config import load_config
+    from skelssl.train import pretrain
+    from tests.conftest import tiny_overrides
+
+    cfg = load_config(None, tiny_overrides(tiny_dataset, tmp_path / "run", **{
+        "trainer.devices": WORLD, "trainer.strategy": "ddp_spawn", "trainer.epochs": 1,
+        "trainer.batch_size": 4, "method.queue_size": 20}))
+    pretrain(cfg, command=[], callbacks=[RecordKeys(str(tmp_path))])
+    saved = [torch.load(tmp_path / f"lightning_rank{r}.pt") for r in range(WORLD)]
+    assert torch.equal(saved[0]["bank"], saved[1]["bank"]), "ranks hold different queues"
+    steps = len(saved[0]["keys"])
+    assert steps == len(saved[1]["keys"]) >= 2
+    # FIFO stream of the global batches: per step rank 0's keys, then rank 1's.
+    stream = torch.cat([saved[r]["keys"][s] for s in range(steps) for r in range(WORLD)])
+    size = saved[0]["bank"].shape[0]
+    assert saved[0]["ptr"] == len(stream) % size
+    for position in range(max(0, len(stream) - size), len(stream)):
+        assert torch.equal(saved[0]["bank"][position % size], stream[position]), position

@@ -4,7 +4,7 @@ One step = the method's `training_loss` (augmentations, encoders, loss) + backwa
 enqueue + momentum update, on a batch of (N, 3, 50, 25, 2) random-walk sequences, with each method's paper
 configuration (ST-GCN hidden 16, 256 -> 128). Prints sequences/s, achieved GFLOP/s (FLOPs of one step counted
 with torch.utils.flop_counter, 2 per multiply-add) and the process's peak resident memory. Each method runs
-in its own subprocess so the peak memory is its own.
+in its own subprocess so the peak memory is its own. The step time is the median over --steps.
 
     python benchmarks/bench_methods.py                       # all three, batch 128
     python benchmarks/bench_methods.py --methods aimclr --profile   # + torch.profiler table
@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -56,6 +57,10 @@ def run_one(args: argparse.Namespace) -> dict:
 
     from skelssl.methods.core import update_momentum
 
+    if not args.no_malloc_tuning:
+        from skelssl.models.stgcn import keep_freed_memory_in_process
+
+        keep_freed_memory_in_process()  # what a CPU training run should do at start-up (see its docstring)
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -94,9 +99,9 @@ def run_one(args: argparse.Namespace) -> dict:
         with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
             step()
         profile = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows)
-    mean = sum(times) / len(times)
-    return {"method": args.methods[0], "batch": args.batch, "step_s": mean, "seq_per_s": args.batch / mean,
-            "gflop_per_step": flops / 1e9, "gflop_per_s": flops / 1e9 / mean,
+    median = statistics.median(times)
+    return {"method": args.methods[0], "batch": args.batch, "step_s": median, "seq_per_s": args.batch / median,
+            "gflop_per_step": flops / 1e9, "gflop_per_s": flops / 1e9 / median,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "threads": torch.get_num_threads(), "profile": profile}
 
@@ -110,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--queue", type=int, default=0, help="override the queue size (0: the paper's)")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--no-malloc-tuning", action="store_true",
+                        help="keep glibc's default mmap/trim thresholds (see keep_freed_memory_in_process)")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per method")
     parser.add_argument("--profile-rows", type=int, default=25)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -183,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"'{args.command}' takes no key=value overrides: {' '.join(extra)}")
         args.overrides = list(args.overrides) + extra
     _quiet_libraries()
+    from skelssl.models.stgcn import keep_freed_memory_in_process
+
+    keep_freed_memory_in_process()  # large feature maps are reused instead of page-faulted anew every step
     try:
         return int(args.func(args) or 0)
     except UserError as err:

@@ -249,3 +249,108 @@ def test_fast_dropout_distribution():
     assert drop(x) is x
     with pytest.raises(ValueError):
         FastDropout(1.0)
+
+
+# ---------------------------------------------------------------- optimised forms vs a straightforward reference
+
+def _reference_features(enc: STGCN, x: torch.Tensor) -> torch.Tensor:
+    """The ST-GCN forward written plainly with the encoder's own parameters: 1x1 conv to K·C_out channels,
+    einsum with the K (importance-weighted) matrices, BN, ReLU, (9,1) conv, BN, residual, ReLU; dropout off."""
+    import torch.nn.functional as F
+
+    n, c, t, v, m = x.shape
+    h = x.permute(0, 4, 3, 1, 2).reshape(n * m, v * c, t)
+    h = enc.data_bn(h).view(n * m, v, c, t).permute(0, 2, 3, 1)
+    for i, block in enumerate(enc.blocks):
+        a = enc.adjacency * enc.edge_importance[i] if enc.edge_importance is not None else enc.adjacency
+        k = a.shape[0]
+        y = F.conv2d(h, block.gcn.conv.weight, block.gcn.conv.bias)
+        y = y.view(y.shape[0], k, -1, y.shape[2], y.shape[3])
+        y = torch.einsum("nkctv,kvw->nctw", y, a)
+        y = F.relu(block.tcn[0](y))
+        y = block.tcn[3](block.tcn[2](y))
+        if block.residual is not None:
+            y = y + block.residual(h)
+        h = F.relu(y)
+    return h.reshape(n, m, *h.shape[1:])
+
+
+@pytest.mark.parametrize("dtype,rtol,atol", [(torch.float64, 1e-9, 1e-11), (torch.float32, 1e-4, 1e-5)])
+@pytest.mark.parametrize("layout,t,m,importance", [(NTU25, 20, 2, True), (KINECT20, 17, 1, True),
+                                                    (NTU25, 9, 1, False)])
+def test_optimised_forward_backward_match_reference(dtype, rtol, atol, layout, t, m, importance):
+    """Same outputs and gradients (input, every parameter) as the plain formulation, in train mode (batch
+    statistics), with random edge importance so the graph-first bias term sees non-trivial column sums."""
+    torch.manual_seed(0)
+    enc = STGCN(layout, hidden_channels=4, out_channels=16, dropout=0.0, edge_importance=importance)
+    enc = enc.to(dtype).train()
+    if importance:
+        with torch.no_grad():
+            for p in enc.edge_importance:
+                p.uniform_(0.5, 1.5)
+    with torch.no_grad():  # non-zero biases everywhere (the default init already has them; make sure)
+        for block in enc.blocks:
+            block.gcn.conv.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(3, 3, t, layout.num_joints, m, dtype=dtype)
+    upstream = torch.randn(3, m, 16, enc.feature_frames(t), layout.num_joints, dtype=dtype)
+    results = []
+    for forward in (enc.features, lambda inp: _reference_features(enc, inp)):
+        enc.zero_grad(set_to_none=True)
+        xi = x.clone().requires_grad_(True)
+        out = forward(xi)
+        (out * upstream).sum().backward()
+        results.append((out.detach(), xi.grad, {n: p.grad.clone() for n, p in enc.named_parameters()}))
+    (out_fast, gx_fast, g_fast), (out_ref, gx_ref, g_ref) = results
+    torch.testing.assert_close(out_fast, out_ref, rtol=rtol, atol=atol)
+    torch.testing.assert_close(gx_fast, gx_ref, rtol=rtol, atol=atol * gx_ref.abs().max().item())
+    assert g_fast.keys() == g_ref.keys() and len(g_ref) > 0
+    # conv biases right before a train-mode BN get an exactly-zero gradient (pure rounding noise), so the
+    # absolute tolerance is relative to the largest gradient of the network
+    scale = max(g.abs().max().item() for g in g_ref.values())
+    for name in g_ref:
+        torch.testing.assert_close(g_fast[name], g_ref[name], rtol=rtol, atol=atol * scale, msg=name)
+
+
+def test_graph_conv_without_bias_path_and_widening():
+    """C_in != C_out (a widening block) and K = 3 with an asymmetric graph: hand loop reference."""
+    torch.manual_seed(1)
+    gcn = GraphConv(2, 6, 3).double()
+    x = torch.randn(2, 2, 3, 5, dtype=torch.float64)
+    a = torch.rand(3, 5, 5, dtype=torch.float64)
+    w = gcn.conv.weight.view(3, 6, 2)
+    b = gcn.conv.bias.view(3, 6)
+    ref = torch.zeros(2, 6, 3, 5, dtype=torch.float64)
+    for k in range(3):
+        for wj in range(5):
+            for vj in range(5):
+                ref[..., wj] += a[k, vj, wj] * (torch.einsum("oc,nct->not", w[k], x[..., vj]) + b[k][None, :, None])
+    torch.testing.assert_close(gcn(x, a), ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.25, 3 / 1024, 0.1, 0.3])
+def test_fast_dropout_bit_paths_keep_probability(p):
+    """Every mask path (bytes for p·2^8 integer, half-words for p·2^16, 24-bit words otherwise) keeps each
+    entry with probability 1 - p, independently (no correlation between neighbours sharing a word)."""
+    from skelssl.models.stgcn import FastDropout
+
+    torch.manual_seed(0)
+    x = torch.ones(1_000, 1_000)
+    y = FastDropout(p)(x)
+    kept = y != 0
+    assert torch.unique(y[kept]).tolist() == pytest.approx([1 / (1 - p)])
+    sigma = (p * (1 - p) / x.numel()) ** 0.5
+    assert abs(kept.float().mean().item() - (1 - p)) < 5 * sigma + 1e-6
+    flat = kept.flatten().float()
+    for lag in (1, 2, 3, 4):  # entries packed in the same random word must be independent
+        joint = (flat[:-lag] * flat[lag:]).mean().item()
+        assert abs(joint - (1 - p) ** 2) < 5 * sigma + 1e-6
+
+
+def test_fast_dropout_gradient_uses_the_same_mask():
+    from skelssl.models.stgcn import FastDropout
+
+    torch.manual_seed(0)
+    x = torch.randn(50, 40, requires_grad=True)
+    y = FastDropout(0.5)(x)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (y != 0).float() * 2.0)

@@ -8,15 +8,51 @@ person, global average pooling over (T', V) and then over persons. With the NTU 
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from skelssl.models.graph import spatial_partition
 from skelssl.skeleton.layouts import Layout, get_layout
 
-__all__ = ["STGCN", "GraphConv", "STGCNBlock", "FastDropout", "init_official_"]
+__all__ = ["STGCN", "GraphConv", "STGCNBlock", "FastDropout", "init_official_", "keep_freed_memory_in_process",
+           "maybe_compile"]
+
+
+def keep_freed_memory_in_process(threshold_bytes: int = 1 << 30) -> bool:
+    """Make glibc's malloc reuse freed blocks below `threshold_bytes` instead of unmapping them.
+
+    By default glibc serves blocks above ~32 MB with fresh mmap pages and returns them on free, so every
+    large feature map of an ST-GCN step (about 80 MB at batch 128) is page-faulted and zeroed by the kernel
+    again: about a third of the CPU time of a training step was spent in the kernel (sys time) on a 2-core
+    machine. Raising the mmap and trim thresholds keeps that memory in the process for reuse (the peak
+    resident memory is unchanged: it is the same working set). Process-wide; call once at start-up of a
+    CPU training run. Returns False (and does nothing) where glibc's mallopt is unavailable.
+    """
+    import ctypes
+    import ctypes.util
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    threshold = int(min(threshold_bytes, (1 << 31) - 1))
+    return bool(mallopt(m_mmap_threshold, threshold)) and bool(mallopt(m_trim_threshold, threshold))
+
+
+def maybe_compile(module: nn.Module, enabled: bool, mode: str = "default") -> nn.Module:
+    """torch.compile(module, mode=mode) when `enabled`, else the module itself (parameters are shared)."""
+    if not enabled:
+        return module
+    return torch.compile(module, mode=None if mode == "default" else mode)
 
 
 def init_official_(module: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
@@ -39,12 +75,34 @@ def init_official_(module: nn.Module, generator: torch.Generator | None = None) 
     return module
 
 
-class FastDropout(nn.Module):
-    """Inverted dropout, like nn.Dropout, with the mask drawn from torch.rand instead of bernoulli_.
+def _keep_mask_from_bits(shape: torch.Size, p: float, device: torch.device) -> Tensor:
+    """Boolean keep mask, each entry independently True with probability 1 - p (to 2^-24, like torch.rand).
 
-    Same distribution (keep with probability 1 - p, scale by 1 / (1 - p)), same global RNG; on CPU the
-    mask costs about half of nn.Dropout's (bernoulli_ is slow there), which matters for the large late
-    feature maps.
+    CPU random numbers are drawn one 32-bit word at a time by a serial generator, so torch.rand costs a
+    whole word (~5 ns) per element. Here each 32-bit word is split into 4 bytes or 2 half-words when p is a
+    multiple of 2^-8 or 2^-16 (p = 0.5 needs one byte per element), else one 24-bit uniform per word:
+    comparing a uniform b-bit integer with p·2^b gives exactly the Bernoulli(1 - p) that `rand >= p` gives.
+    """
+    numel = 1
+    for size in shape:
+        numel *= size
+    for bits, dtype, offset in ((8, torch.uint8, 0), (16, torch.int16, 1 << 15)):
+        threshold = p * (1 << bits)
+        if threshold == int(threshold):
+            words = (numel * bits + 31) // 32
+            draws = torch.empty(words, dtype=torch.int32, device=device).random_(-(1 << 31), 1 << 31)
+            uniform = draws.view(dtype)[:numel].view(shape)  # uniform over the dtype's range
+            return uniform >= int(threshold) - offset
+    draws = torch.empty(shape, dtype=torch.int32, device=device).random_(-(1 << 31), 1 << 31)
+    return draws.bitwise_and_((1 << 24) - 1) >= math.ceil(p * (1 << 24))
+
+
+class FastDropout(nn.Module):
+    """Inverted dropout, like nn.Dropout, with a cheaper mask.
+
+    Same distribution (keep each entry independently with probability 1 - p, scale by 1 / (1 - p)), same
+    global RNG. On CPU the mask comes from packed random bits (`_keep_mask_from_bits`, about 7x cheaper than
+    torch.rand, itself half of bernoulli_); on other devices from torch.rand_like.
     """
 
     def __init__(self, p: float = 0.5) -> None:
@@ -56,7 +114,10 @@ class FastDropout(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = torch.rand_like(x) >= self.p
+        if x.device.type == "cpu":
+            keep = _keep_mask_from_bits(x.shape, self.p, x.device)
+        else:
+            keep = torch.rand_like(x) >= self.p
         return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
 
     def extra_repr(self) -> str:
@@ -66,8 +127,12 @@ class FastDropout(nn.Module):
 class GraphConv(nn.Module):
     """Spatial graph convolution f_out = Σ_k W_k f_in (A_k ⊙ M_k) (ST-GCN Eq. 10).
 
-    One 1x1 convolution to K·C_out channels (the K weight matrices at once), then one einsum with the K
-    (possibly importance-weighted) V x V matrices.
+    The parameters are those of the usual formulation (one 1x1 convolution to K·C_out channels, then an
+    einsum with the K V x V matrices), but the forward contracts with the graph first: one matrix product
+    x (N·C_in·T, V) @ A (V, K·V) on a view without copies, then one 1x1 convolution from K·C_in channels
+    (the same weights, regrouped) and the bias pushed through the graph, Σ_k b_k (1ᵀ A_k). Equal up to
+    float rounding; it is cheaper because C_in <= C_out in every block (4x fewer graph FLOPs and a 4x
+    smaller intermediate in the widening blocks), and it avoids the K·C_out-channel intermediate.
     """
 
     def __init__(self, in_channels: int, out_channels: int, num_subsets: int) -> None:
@@ -77,9 +142,20 @@ class GraphConv(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels * num_subsets, kernel_size=1)
 
     def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
-        n, _, t, v = x.shape
-        y = self.conv(x).view(n, self.num_subsets, self.out_channels, t, v)
-        return torch.einsum("nkctv,kvw->nctw", y, adjacency)
+        n, c, t, v = x.shape
+        k, o = self.num_subsets, self.out_channels
+        w = adjacency.shape[2]
+        # x A_k for all k in one GEMM: (N·C·T, V) @ (V, K·W)
+        graph = adjacency.permute(1, 0, 2).reshape(v, k * w)
+        z = torch.matmul(x, graph).view(n, c, t, k, w)
+        z = z.permute(0, 1, 3, 2, 4).reshape(n, c * k, t, w)  # channels (c, k)
+        weight = self.conv.weight.view(k, o, c).permute(1, 2, 0).reshape(o, c * k, 1, 1)
+        out = F.conv2d(z, weight)
+        if self.conv.bias is not None:
+            # Σ_k b_k Σ_v A_k[v, w]: the bias of W_k reaches joint w with the column sums of A_k
+            bias = self.conv.bias.view(k, o).t() @ adjacency.sum(dim=1)  # (O, W)
+            out = out + bias.view(1, o, 1, w)
+        return out
 
 
 class STGCNBlock(nn.Module):

@@ -26,6 +26,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    from skelssl.models.stgcn import keep_freed_memory_in_process
+
+    keep_freed_memory_in_process()  # as the skelssl command does
 
     from skelssl.evaluation import LinearProbeConfig, extract_features, knn_evaluate, linear_probe
     from skelssl.models import build_encoder

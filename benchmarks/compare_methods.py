@@ -48,6 +48,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    from skelssl.models.stgcn import keep_freed_memory_in_process
+
+    keep_freed_memory_in_process()  # as the skelssl command does
 
     from skelssl.config import load_config
     from skelssl.evaluate import encode_splits, pick_device, run_protocols

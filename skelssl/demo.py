@@ -23,8 +23,8 @@ from skelssl.train import LAST_CHECKPOINT, method_from_checkpoint, pretrain
 DEMO_SETTINGS: dict[str, Any] = {
     "method": {"name": "skeletonclr", "queue_size": 2048, "momentum": 0.99},
     "model": {"out_channels": 128},  # the last block at 128 instead of 256 channels: 2x fewer FLOPs
-    "trainer": {"epochs": 6, "batch_size": 64, "checkpoint_every_n_epochs": 5},
-    "optim": {"lr": 0.05, "milestones": [5]},
+    "trainer": {"epochs": 8, "batch_size": 64, "checkpoint_every_n_epochs": 4},
+    "optim": {"lr": 0.05, "milestones": [7]},
     "eval": {"linear_epochs": 100},
 }
 # Sequences of 32 frames instead of 50 (1.6x fewer FLOPs), so that the demo learns within minutes on a CPU.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from skelssl.data.prepared import load_meta, open_data, summarize
-from skelssl.data.synthetic import CLASS_NAMES, generate_synthetic, prepare_synthetic
+from skelssl.data.synthetic import CLASS_NAMES, generate_synthetic, normalize_view, prepare_synthetic
 from skelssl.skeleton.layouts import NTU25
 
 SMALL = dict(num_samples_per_class_per_subject=2, num_subjects=3, num_train_subjects=2, frames=20)
@@ -115,7 +115,9 @@ def test_prepare_round_trip(tmp_path):
     assert info["length_min"] == info["length_max"] == 20
     assert meta.extra_arrays == ["actionlets"] and meta.provenance["seed"] == 5
     direct = generate_synthetic(**SMALL, seed=5)
-    np.testing.assert_array_equal(open_data(root), direct.data)
+    np.testing.assert_array_equal(open_data(root), normalize_view(direct.data))
+    raw_root = prepare_synthetic(tmp_path / "raw", **SMALL, seed=5, recipe="raw")
+    np.testing.assert_array_equal(open_data(raw_root), direct.data)
     actionlets = open_data(root, "actionlets")
     assert actionlets.dtype == np.uint8 and actionlets.shape == (n, 20, 25)
     np.testing.assert_array_equal(actionlets.astype(bool), direct.actionlets)
@@ -133,3 +135,15 @@ def test_raw_one_nn_is_hard_but_above_chance():
     pred = synth.labels[tr][np.argmax(f[te] @ f[tr].T, axis=1)]
     accuracy = float((pred == synth.labels[te]).mean())
     assert 2.0 / len(CLASS_NAMES) < accuracy < 0.9, accuracy
+
+
+def test_normalize_view_centres_and_aligns_shoulders(small):
+    out = normalize_view(small.data)
+    person0 = out[:, :, :, :, 0]
+    assert np.abs(person0[:, :, :, 20]).max() < 1e-6  # spine-shoulder at the origin in every frame
+    shoulders = person0[:, :, :, 8] - person0[:, :, :, 4]  # right - left shoulder
+    assert np.abs(shoulders[:, 2]).max() < 1e-4  # no depth component: the shoulders lie in the x-y plane
+    bones = lambda x: np.linalg.norm(x[:, :, :, 3] - x[:, :, :, 2], axis=1)  # head-neck, a rigid bone
+    np.testing.assert_allclose(bones(person0), bones(small.data[..., 0]), atol=1e-5)  # rotation keeps lengths
+    absent = np.abs(small.data[..., 1]).sum(axis=(1, 2, 3)) == 0
+    assert (out[absent][..., 1] == 0).all()

@@ -579,11 +579,34 @@ def generate_synthetic(
                          train_subjects=tuple(range(num_train_subjects)), arguments=arguments)
 
 
-def prepare_synthetic(out_dir: str | Path, **kwargs: Any) -> Path:
-    """Generate the synthetic dataset and write it in the prepared format (split "xsub", extra "actionlets")."""
+def normalize_view(data: np.ndarray) -> np.ndarray:
+    """The CrosSCLR/AimCLR preparation of NTU applied to generated sequences: every body centred on its
+    spine-shoulder joint (21) in every frame, then rotated about the vertical axis in every frame so that its
+    shoulders lie on x. Absent persons stay zero. (N, 3, T, 25, M) -> same shape.
+    """
+    from skelssl.data.ntu_preprocess import align_shoulders_per_frame
+
+    bodies = data.transpose(0, 2, 4, 3, 1)  # (N, T, M, V, 3)
+    present = np.abs(bodies).sum(axis=(3, 4), keepdims=True) > 0
+    centred = (bodies - bodies[:, :, :, SPINE_SHOULDER:SPINE_SHOULDER + 1]) * present
+    out = np.stack([align_shoulders_per_frame(seq) for seq in centred]) * present
+    return np.ascontiguousarray(out.transpose(0, 4, 1, 3, 2), dtype=np.float32)
+
+
+def prepare_synthetic(out_dir: str | Path, recipe: str = "aimclr", **kwargs: Any) -> Path:
+    """Generate the synthetic dataset and write it in the prepared format (split "xsub", extra "actionlets").
+
+    recipe "aimclr" (default) prepares the sequences as the CrosSCLR/AimCLR/ActCLR recipe prepares NTU
+    (`normalize_view`: per-frame centring and shoulder alignment), so that models see what they would see on
+    prepared NTU; "raw" keeps the generator's camera coordinates (view, drift and translation included).
+    """
     from skelssl.data.prepared import PreparedMeta, write_prepared
 
+    if recipe not in ("aimclr", "raw"):
+        raise ValueError(f"recipe must be 'aimclr' or 'raw', got '{recipe}'")
     synth = generate_synthetic(**kwargs)
+    if recipe == "aimclr":
+        synth.data = normalize_view(synth.data)
     n, _, t, _, _ = synth.data.shape
     meta = PreparedMeta(
         dataset="synthetic",
@@ -593,7 +616,7 @@ def prepare_synthetic(out_dir: str | Path, **kwargs: Any) -> Path:
         lengths=np.full(n, t, dtype=np.int64),
         sample_names=[f"S{s:03d}A{a:03d}I{i:04d}" for i, (s, a) in enumerate(zip(synth.subjects, synth.labels))],
         splits={"xsub": {"train": synth.train_indices, "test": synth.test_indices}},
-        provenance={"generator": "skelssl.data.synthetic.generate_synthetic", **synth.arguments,
+        provenance={"generator": "skelssl.data.synthetic.generate_synthetic", "recipe": recipe, **synth.arguments,
                     "train_subjects": list(synth.train_subjects)},
     )
     return write_prepared(out_dir, synth.data, meta, extra={"actionlets": synth.actionlets.astype(np.uint8)})

@@ -28,8 +28,9 @@ from skelssl.transforms.streams import to_stream
 
 # Collapse thresholds: a healthy L2-normalised D-dim embedding has per-dimension std near 1/sqrt(D)
 # (SimSiam, Chen & He 2021) and a mean pairwise cosine well below 1.
-COLLAPSE_COSINE = 0.9
-COLLAPSE_STD_RATIO = 0.1
+# Warn only when it lasts two epochs in a row: the first epochs of a healthy MoCo run can pass near it.
+COLLAPSE_COSINE = 0.99
+COLLAPSE_STD_RATIO = 0.05
 
 
 def embedding_spread(features: Tensor) -> tuple[float, float]:
@@ -86,6 +87,7 @@ class MoCoMethod(L.LightningModule):
         self._pending_rng: dict[str, Any] | None = None
         self._monitor: dict[str, list[float]] = {}
         self._step_monitor: dict[str, Tensor] = {}
+        self._collapsed_last_epoch: dict[str, bool] = {}
         self.last_collapse_stats: dict[str, float] = {}
 
     # ----- randomness -------------------------------------------------------------------------------------
@@ -181,12 +183,15 @@ class MoCoMethod(L.LightningModule):
                                     for k, v in stats.items()}
         for tag, label in names.items():
             cos, std = stats[f"{tag}_cos"], stats[f"{tag}_std"]
-            if cos > COLLAPSE_COSINE or std < COLLAPSE_STD_RATIO:
+            collapsed = cos > COLLAPSE_COSINE or std < COLLAPSE_STD_RATIO
+            lasting = collapsed and self._collapsed_last_epoch.get(tag, False)
+            self._collapsed_last_epoch[tag] = collapsed
+            if lasting:
                 rank_zero_warn(
-                    f"epoch {self.current_epoch}: the {label} outputs are collapsing - mean pairwise cosine "
-                    f"{cos:.3f} (healthy is well below {COLLAPSE_COSINE}), per-dimension spread {std:.3f} of the "
-                    f"healthy 1.0. The features no longer tell samples apart; try a lower optim.lr, "
-                    f"model.init=pytorch, or a larger method.queue_size / batch.")
+                    f"epochs {self.current_epoch - 1}-{self.current_epoch}: the {label} outputs are collapsing: "
+                    f"mean pairwise cosine {cos:.3f} (collapse above {COLLAPSE_COSINE}), per-dimension spread "
+                    f"{std:.3f} (healthy 1.0, collapse below {COLLAPSE_STD_RATIO}). The features no longer tell "
+                    "samples apart; try a lower optim.lr, model.init=pytorch, or a larger queue or batch.")
 
     def configure_optimizers(self) -> Any:
         o = self.cfg.optim

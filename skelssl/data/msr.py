@@ -22,6 +22,7 @@ import numpy as np
 
 from skelssl.data.ntu_preprocess import resample_linear
 from skelssl.data.prepared import (BadInputError, PreparedMeta, PrepareReport, SkipSample, provenance,
+                                   read_numeric_rows,
                                    run_prepare)
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import KINECT20
@@ -42,25 +43,11 @@ _NAME_RE = re.compile(r"a(\d+)_s(\d+)_e(\d+)")
 def read_msr_file(path: str | Path) -> np.ndarray:
     """(T, 20, 3) float32 in KINECT20 order (the confidence column is dropped)."""
     path = Path(path)
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 4:
-            raise BadInputError(path, number, f"{len(parts)} values, expected 4 (x y z confidence)")
-        try:
-            rows.append([float(v) for v in parts[:3]])
-        except ValueError:
-            raise BadInputError(path, number, f"non-numeric value in '{line.strip()[:60]}'") from None
-        if not np.isfinite(rows[-1]).all():
-            raise BadInputError(path, number, "NaN or infinite coordinate")
-    if not rows:
-        raise BadInputError(path, 0, "empty sequence (no joint rows)")
+    rows = read_numeric_rows(path, 4, "x y z confidence", keep=3)
     if len(rows) % 20:
         raise BadInputError(path, len(rows), f"{len(rows)} joint rows is not a multiple of 20 (truncated "
                                              "file or wrong joint count)")
-    joints = np.asarray(rows, dtype=np.float32).reshape(-1, 20, 3)
+    joints = rows.reshape(-1, 20, 3)
     return joints[:, MSR_TO_KINECT20]
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from skelssl.data.ntu_preprocess import resample_linear
 from skelssl.data.prepared import (BadInputError, PreparedMeta, PreparedWriter, PrepareReport, provenance,
+                                   read_numeric_rows,
                                    write_json_atomic)
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import NTU25
@@ -44,24 +45,7 @@ SPLIT_FILES = {"xsub": "cross-subject.txt", "xview": "cross-view.txt"}
 
 def read_pku_skeleton(path: str | Path) -> np.ndarray:
     """(T, 2, 25, 3) float32 from a PKU-MMD skeleton file."""
-    path = Path(path)
-    rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split()
-        if len(parts) != 150:
-            raise BadInputError(path, number, f"{len(parts)} values, expected 150 (2 persons x 25 joints x 3)")
-        try:
-            values = [float(v) for v in parts]
-        except ValueError:
-            raise BadInputError(path, number, f"non-numeric value in '{line.strip()[:60]}'") from None
-        if not np.isfinite(values).all():
-            raise BadInputError(path, number, "NaN or infinite coordinate")
-        rows.append(values)
-    if not rows:
-        raise BadInputError(path, 0, "empty sequence (no frames)")
-    return np.asarray(rows, dtype=np.float32).reshape(-1, 2, 25, 3)
+    return read_numeric_rows(path, 150, "2 persons x 25 joints x 3").reshape(-1, 2, 25, 3)
 
 
 def read_pku_labels(path: str | Path, num_frames: int | None = None) -> list[tuple[int, int, int, float]]:

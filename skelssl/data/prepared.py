@@ -391,3 +391,30 @@ def provenance(command: str, **details: Any) -> dict[str, Any]:
         pkg_version = "unknown"
     return {"command": command, "skelssl_version": pkg_version,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **details}
+
+
+def read_numeric_rows(path: str | Path, width: int, meaning: str, keep: int | None = None) -> np.ndarray:
+    """(rows, keep or width) float32 from a text file of whitespace-separated numbers, `width` a line.
+
+    Blank lines are skipped. A line with another count, a non-numeric value or NaN raises BadInputError naming
+    the file, the line and the problem; so does a file without rows. `meaning` describes a line for the
+    message (e.g. "x y z confidence").
+    """
+    path = Path(path)
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != width:
+            raise BadInputError(path, number, f"{len(parts)} values, expected {width} ({meaning})")
+        try:
+            values = [float(v) for v in parts[:keep]]
+        except ValueError:
+            raise BadInputError(path, number, f"non-numeric value in '{line.strip()[:60]}'") from None
+        if not np.isfinite(values).all():
+            raise BadInputError(path, number, "NaN or infinite coordinate")
+        rows.append(values)
+    if not rows:
+        raise BadInputError(path, 0, "empty sequence (no rows)")
+    return np.asarray(rows, dtype=np.float32)

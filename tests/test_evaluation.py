@@ -16,15 +16,6 @@ from skelssl.evaluation import (LinearProbeConfig, ResultRecord, extract_feature
                                 weighted_knn_predict, write_results)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny matmuls: one thread avoids OpenMP contention on a busy 2-core machine (restored afterwards)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def random_features(seed: int, n_train: int = 60, n_test: int = 25, dim: int = 8, classes: int = 4):
     rng = np.random.default_rng(seed)
     return (rng.normal(size=(n_train, dim)).astype(np.float32), rng.integers(0, classes, n_train),

@@ -14,15 +14,6 @@ from skelssl.models.stgcn import STGCN, GraphConv
 from skelssl.skeleton.layouts import KINECT20, NTU25
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Tiny tensors: one thread avoids OpenMP oversubscription on a busy 2-core machine (restored after)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _hand_normalized_adjacency(layout) -> np.ndarray:
     """Independent A Λ^-1: 0/1 adjacency from the edge list plus self loops, columns divided by degree."""
     v = layout.num_joints

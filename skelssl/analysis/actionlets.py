@@ -94,12 +94,7 @@ def plot_actionlet(sequence: np.ndarray, mask: np.ndarray, layout: Layout, path:
             ax.set_title(f"{label}, t={t}", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save_png(fig, path)
 
 
 def plot_tsne(features: Tensor | np.ndarray, labels: np.ndarray, class_names: list[str], path: str | Path,
@@ -130,6 +125,13 @@ def plot_tsne(features: Tensor | np.ndarray, labels: np.ndarray, class_names: li
     if len(np.unique(labels)) <= 20:
         ax.legend(fontsize=7, markerscale=2, loc="best", frameon=False)
     ax.set_title(title or "t-SNE of encoder features")
+    return _save_png(fig, path)
+
+
+def _save_png(fig: Any, path: str | Path) -> Path:
+    """Write the figure to `path` (parents created) and free it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from skelssl.methods.base import MoCoMethod
 from skelssl.methods.core import distribution_cross_entropy, info_nce_logits
 from skelssl.methods.eadm import EnergyAttentionDrop
 from skelssl.methods.nnm import nearest_neighbor_positives, nnm_loss
+from skelssl.methods.skeletonclr import SkeletonCLR
 
 __all__ = ["AimCLR", "d3m_loss"]
 
@@ -35,10 +36,7 @@ class AimCLR(MoCoMethod):
 
     name: ClassVar[str] = "aimclr"
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        "queue_size": 32768,
-        "momentum": 0.999,
-        "temperature": 0.07,
-        "feature_dim": 128,
+        **SkeletonCLR.DEFAULTS,    # the MoCo constants of §4.2 are SkeletonCLR's
         "info_weight": 1.0,        # α
         "d3m_weight": 1.0,         # β
         "nnm_start_epoch": 150,    # first epoch of stage 2 (0-based); a value >= max_epochs disables NNM

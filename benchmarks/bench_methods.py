@@ -8,6 +8,7 @@ in its own subprocess so the peak memory is its own. The step time is the median
 
     python benchmarks/bench_methods.py                       # all three, batch 128
     python benchmarks/bench_methods.py --methods aimclr --profile   # + torch.profiler table
+    python benchmarks/bench_methods.py --precisions 32-true bf16-mixed   # also trainer.precision=bf16-mixed
 """
 
 from __future__ import annotations
@@ -73,8 +74,11 @@ def run_one(args: argparse.Namespace) -> dict:
     optimizer = method.configure_optimizers()["optimizer"]
     momentum = float(method.cfg.method.momentum)
 
+    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16-mixed")
+
     def step() -> None:
-        loss, _ = method.training_loss(batch)
+        with autocast:  # what Lightning's precision="bf16-mixed" does around the training step
+            loss, _ = method.training_loss(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -115,6 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--queue", type=int, default=0, help="override the queue size (0: the paper's)")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--precisions", nargs="+", choices=["32-true", "bf16-mixed"], default=["32-true", "bf16-mixed"],
+                        help="trainer.precision values to measure; bf16-mixed runs convolutions and matmuls in "
+                             "bfloat16 under autocast (as Lightning does), which changes the numerics")
+    parser.add_argument("--precision", default="32-true", help=argparse.SUPPRESS)  # one child's precision
     parser.add_argument("--no-malloc-tuning", action="store_true",
                         help="keep glibc's default mmap/trim thresholds (see keep_freed_memory_in_process)")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per method")
@@ -124,18 +132,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(run_one(args)))
         return 0
-    print(f"{'method':<12} {'seq/s':>7} {'s/step':>7} {'GFLOP/step':>11} {'GFLOP/s':>8} {'peak MB':>8}  target")
+    print(f"{'method':<12} {'precision':<10} {'seq/s':>7} {'s/step':>7} {'GFLOP/step':>11} {'GFLOP/s':>8} "
+          f"{'peak MB':>8}  target")
+    own_args = argv if argv is not None else sys.argv[1:]
     for method in args.methods:
-        child_args = [a for a in (argv if argv is not None else sys.argv[1:])]
-        cmd = [sys.executable, __file__, *child_args, "--child", "--methods", method]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-        r = json.loads(out)
-        target = TARGETS.get(method)
-        verdict = "" if target is None else f">= {target:g} {'ok' if r['seq_per_s'] >= target else 'MISSED'}"
-        print(f"{method:<12} {r['seq_per_s']:7.1f} {r['step_s']:7.2f} {r['gflop_per_step']:11.1f} "
-              f"{r['gflop_per_s']:8.1f} {r['peak_rss_mb']:8.0f}  {verdict}", flush=True)
-        if r["profile"]:
-            print(r["profile"])
+        for precision in args.precisions:
+            cmd = [sys.executable, __file__, *own_args, "--child", "--methods", method, "--precision", precision]
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            r = json.loads(out)
+            target = TARGETS.get(method)
+            verdict = "" if target is None else f">= {target:g} {'ok' if r['seq_per_s'] >= target else 'MISSED'}"
+            print(f"{method:<12} {precision:<10} {r['seq_per_s']:7.1f} {r['step_s']:7.2f} {r['gflop_per_step']:11.1f} "
+                  f"{r['gflop_per_s']:8.1f} {r['peak_rss_mb']:8.0f}  {verdict}", flush=True)
+            if r["profile"]:
+                print(r["profile"])
     return 0
 
 

@@ -26,6 +26,7 @@ BASE_DEFAULTS: dict[str, Any] = {
         "dropout": 0.5,
         "edge_importance": True,
         "init": "pytorch",  # "official" = N(0, 0.02) weights, BN N(1, 0.02)
+        "init_from": None,  # a pretraining checkpoint whose encoder + projector start a new run
     },
     "data": {
         "dataset": "synthetic",

@@ -135,6 +135,8 @@ def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int 
         "num_classes": datamodule.train_dataset.num_classes})
     if ckpt is not None:
         check_checkpoint_method(ckpt, cfg.method.name)
+    elif cfg.model.get("init_from"):
+        initialize_from_checkpoint(method, cfg.model.init_from)
     trainer = build_trainer(cfg, run_dir, max_epochs=max_epochs, extra_callbacks=callbacks)
     trainer.fit(method, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
     return run_dir
@@ -152,6 +154,30 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise UserError(f"'{path}' is not a skelssl pretraining checkpoint (it lacks the skelssl metadata); "
                         "use RUN/checkpoints/last.ckpt of a `skelssl pretrain` run")
     return ckpt
+
+
+def initialize_from_checkpoint(method: MoCoMethod, path: str | Path) -> None:
+    """Start `method` from another run's query encoder and projector (`model.init_from`), as the official
+    ActCLR starts from AimCLR's epoch-300 weights. Both the query and the key networks get them (they start
+    identical, as at any start); the queue, optimizer and schedule start fresh. Any method's checkpoint
+    works as long as the encoder and projector have the same shapes."""
+    ckpt = read_checkpoint(path)
+    state = ckpt["state_dict"]
+    for prefix in ("encoder", "projector"):
+        source = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"{prefix}_q.")}
+        for side in ("q", "k"):
+            module = getattr(method, f"{prefix}_{side}")
+            own = module.state_dict()
+            differ = [k for k in own if k not in source or source[k].shape != own[k].shape]
+            differ += [k for k in source if k not in own]
+            if differ:
+                key = differ[0]
+                theirs = tuple(source[key].shape) if key in source else "absent"
+                ours = tuple(own[key].shape) if key in own else "absent"
+                raise UserError(f"model.init_from='{path}': its {prefix} does not fit this run's: '{key}' is "
+                                f"{theirs} there and {ours} here ({len(differ)} tensors differ); use the same "
+                                "model.* settings and method.feature_dim as the run that wrote it")
+            module.load_state_dict(source)
 
 
 def check_checkpoint_method(path: str | Path, method_name: str) -> None:

@@ -60,3 +60,31 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_dataset, tmp
     for k in opt_a:
         assert torch.equal(opt_a[k]["momentum_buffer"], opt_b[k]["momentum_buffer"])
     assert a["lr_schedulers"] == b["lr_schedulers"]
+
+
+def test_init_from_starts_a_new_method_from_another_runs_encoder(tiny_dataset, tmp_path):
+    """model.init_from (the official ActCLR starts from AimCLR's weights): both query and key networks get
+    the source run's query encoder and projector; a run with other shapes is refused, naming the tensor."""
+    import pytest
+
+    from skelssl.errors import UserError
+    from skelssl.train import initialize_from_checkpoint
+
+    source_dir = pretrain(load_config(None, tiny_overrides(tiny_dataset, tmp_path / "aimclr", **{
+        "method.name": "aimclr", "trainer.epochs": 1})), command=[])
+    source = _state(source_dir)["state_dict"]
+    overrides = {"method.name": "actclr", "trainer.epochs": 1, "optim.name": "adam", "optim.lr": 1e-3,
+                 "model.init_from": str(source_dir / LAST_CHECKPOINT)}
+    cfg = load_config(None, tiny_overrides(tiny_dataset, tmp_path / "actclr", **overrides))
+    method = get_method("actclr")(cfg, layout="ntu25")
+    initialize_from_checkpoint(method, cfg.model.init_from)
+    for name, value in method.state_dict().items():
+        prefix, _, rest = name.partition(".")
+        if prefix in ("encoder_q", "encoder_k", "projector_q", "projector_k"):
+            torch.testing.assert_close(value, source[f"{prefix[:-2]}_q.{rest}"], rtol=0, atol=0)
+    assert pretrain(cfg, command=[]).joinpath(LAST_CHECKPOINT).is_file()  # and the run itself trains
+
+    wider = load_config(None, tiny_overrides(tiny_dataset, tmp_path / "wider", **{
+        **overrides, "model.hidden_channels": 8}))
+    with pytest.raises(UserError, match=r"model.init_from=.*encoder does not fit.*blocks\.0\."):
+        initialize_from_checkpoint(get_method("actclr")(wider, layout="ntu25"), wider.model.init_from)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from skelssl.methods.actionlet import ActionletSelector, dataset_average, dropout_off, upsample_to_frames
 from skelssl.methods.base import MoCoMethod
-from skelssl.methods.core import distribution_cross_entropy
+from skelssl.methods.core import distribution_cross_entropy, similarity_to_bank
 from skelssl.methods.mats import mats
 from skelssl.methods.safp import safp_pool
 
@@ -26,9 +26,9 @@ def similarity_mining_loss(z_query: Tensor, z_key: Tensor, bank: Tensor, tau_que
     duplicates of the key), `topk` keeps only the key's top-k bank entries on both sides, `square_query`
     squares the query similarities before the temperature.
     """
-    sim_q = z_query @ bank.t()
+    sim_q = similarity_to_bank(z_query, bank)  # float32 under mixed precision too
     with torch.no_grad():
-        sim_k = z_key @ bank.t()
+        sim_k = similarity_to_bank(z_key, bank)
         if exclude_above is not None:
             sim_k = sim_k.masked_fill(sim_k > exclude_above, -1.0)
     if square_query:

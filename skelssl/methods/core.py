@@ -15,6 +15,7 @@ __all__ = [
     "update_momentum",
     "MemoryQueue",
     "gather_across_ranks",
+    "similarity_to_bank",
     "info_nce_logits",
     "info_nce_loss",
     "distribution_cross_entropy",
@@ -74,10 +75,22 @@ class MemoryQueue(nn.Module):
         self.ptr.fill_((start + keys.shape[0]) % self.size)
 
 
+def similarity_to_bank(q: Tensor, bank: Tensor) -> Tensor:
+    """q @ bankᵀ, (N, D) x (M, D) -> (N, M), in float32 even under mixed precision (autocast off).
+
+    The similarities are divided by temperatures of 0.04-0.1 before a softmax: bfloat16's 8-bit mantissa
+    would put errors of up to ~0.1 into those logits, so every loss over the bank computes them in float32.
+    """
+    with torch.autocast(q.device.type, enabled=False):
+        return q.float() @ bank.float().t()
+
+
 def info_nce_logits(q: Tensor, k: Tensor, bank: Tensor, temperature: float) -> Tensor:
-    """Logits [q·k, q·m_1 .. q·m_M] / tau (AimCLR eq. 1); column 0 is the positive. q, k, bank normalised."""
-    positive = (q * k).sum(dim=1, keepdim=True)
-    negatives = q @ bank.t()
+    """Logits [q·k, q·m_1 .. q·m_M] / tau (AimCLR eq. 1); column 0 is the positive. q, k, bank normalised.
+
+    float32 whatever the autocast state (see `similarity_to_bank`)."""
+    positive = (q.float() * k.float()).sum(dim=1, keepdim=True)
+    negatives = similarity_to_bank(q, bank)
     return torch.cat([positive, negatives], dim=1) / temperature
 
 

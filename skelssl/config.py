@@ -64,7 +64,7 @@ BASE_DEFAULTS: dict[str, Any] = {
         "knn_k": [10, 20, 40],
         "knn_temperature": 0.1,
         "linear_epochs": 100,
-        "linear_lr": 3.0,
+        "linear_lr": 0.1,  # for z-scored features; the official 3.0 goes with linear_standardize=false
         "linear_momentum": 0.9,
         "linear_weight_decay": 0.0,
         "linear_milestones": [80],

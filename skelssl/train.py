@@ -190,13 +190,21 @@ def check_checkpoint_method(path: str | Path, method_name: str) -> None:
 
 def method_from_checkpoint(path: str | Path, overrides: dict[str, Any] | None = None,
                            load_weights: bool = True) -> MoCoMethod:
-    """Rebuild the pretrained method from a checkpoint (weights optional, for the random-init baseline)."""
+    """Rebuild the pretrained method from a checkpoint.
+
+    load_weights=False gives the random-init baseline: the run's own starting point, drawn again from the
+    run's seed (as `pretrain` draws it), so the baseline is reproducible and shared by every method with
+    the same model settings and seed.
+    """
     ckpt = read_checkpoint(path)
     hp = ckpt["hyper_parameters"]
     cfg = OmegaConf.create(hp["cfg"])
     if overrides:
         cfg = OmegaConf.merge(cfg, overrides)
-    method = get_method(cfg.method.name)(cfg, layout=hp["layout"], train_data_info=hp.get("train_data_info"))
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG stream is left as it was
+        if not load_weights:
+            torch.manual_seed(int(cfg.trainer.seed))
+        method = get_method(cfg.method.name)(cfg, layout=hp["layout"], train_data_info=hp.get("train_data_info"))
     if load_weights:
         method.load_state_dict(ckpt["state_dict"])
     return method

@@ -88,3 +88,26 @@ def test_init_from_starts_a_new_method_from_another_runs_encoder(tiny_dataset, t
         **overrides, "model.hidden_channels": 8}))
     with pytest.raises(UserError, match=r"model.init_from=.*encoder does not fit.*blocks\.0\."):
         initialize_from_checkpoint(get_method("actclr")(wider, layout="ntu25"), wider.model.init_from)
+
+
+def test_random_init_baseline_is_the_runs_own_starting_point(tiny_dataset, tmp_path):
+    """method_from_checkpoint(load_weights=False) redraws the encoder pretraining started from (same seed),
+    whatever the caller's RNG state, so the random-init rows are reproducible."""
+    import lightning as L
+
+    from skelssl.train import method_from_checkpoint
+
+    class RecordStart(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            self.start = {k: v.clone() for k, v in pl_module.encoder_q.state_dict().items()}
+
+    record = RecordStart()
+    run_dir = pretrain(load_config(None, tiny_overrides(tiny_dataset, tmp_path / "run", **{
+        "trainer.epochs": 1, "trainer.seed": 3})), command=[], callbacks=[record])
+    torch.manual_seed(12345)  # the caller's RNG state must not matter, and is left as it was
+    baseline = method_from_checkpoint(run_dir / LAST_CHECKPOINT, load_weights=False)
+    drawn_after = torch.rand(3)
+    for name, value in baseline.encoder_q.state_dict().items():
+        torch.testing.assert_close(value, record.start[name], rtol=0, atol=0)
+    torch.manual_seed(12345)
+    assert torch.equal(drawn_after, torch.rand(3))

@@ -48,6 +48,11 @@ class ActCLR(MoCoMethod):
     z_k = g_k(SAFP(f_k(X_k))) (eq. 8). 5) FIFO bank of z_k. 6) Similarity mining (eq. 9), τq 0.1, τk 0.04.
     Paper constants: ST-GCN hidden 16, 256 -> 128, Adam, batch 128. The paper gives no queue size or key
     momentum: 65536 (official config) and 0.999 (MoCo v2 / AimCLR).
+
+    Eq. 9 is the whole loss: it matches the query's similarity distribution to the key's, and nothing in it
+    pushes against a collapse (identical outputs give uniform distributions on both sides, which match).
+    From scratch on small data it can collapse (see docs/results.md); the official code starts from AimCLR's
+    weights, which `model.init_from` reproduces.
     """
 
     name: ClassVar[str] = "actclr"

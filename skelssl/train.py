@@ -165,19 +165,19 @@ def initialize_from_checkpoint(method: MoCoMethod, path: str | Path) -> None:
     state = ckpt["state_dict"]
     for prefix in ("encoder", "projector"):
         source = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"{prefix}_q.")}
-        for side in ("q", "k"):
-            module = getattr(method, f"{prefix}_{side}")
-            own = module.state_dict()
-            differ = [k for k in own if k not in source or source[k].shape != own[k].shape]
-            differ += [k for k in source if k not in own]
-            if differ:
-                key = differ[0]
-                theirs = tuple(source[key].shape) if key in source else "absent"
-                ours = tuple(own[key].shape) if key in own else "absent"
-                raise UserError(f"model.init_from='{path}': its {prefix} does not fit this run's: '{key}' is "
-                                f"{theirs} there and {ours} here ({len(differ)} tensors differ); use the same "
-                                "model.* settings and method.feature_dim as the run that wrote it")
-            module.load_state_dict(source)
+        query, key_net = getattr(method, f"{prefix}_q"), getattr(method, f"{prefix}_k")  # same structure
+        own = query.state_dict()
+        differ = [k for k in own if k not in source or source[k].shape != own[k].shape]
+        differ += [k for k in source if k not in own]
+        if differ:
+            name = differ[0]
+            theirs = tuple(source[name].shape) if name in source else "absent"
+            ours = tuple(own[name].shape) if name in own else "absent"
+            raise UserError(f"model.init_from='{path}': its {prefix} does not fit this run's: '{name}' is "
+                            f"{theirs} there and {ours} here ({len(differ)} tensors differ); use the same "
+                            "model.* settings and method.feature_dim as the run that wrote it")
+        query.load_state_dict(source)
+        key_net.load_state_dict(source)
 
 
 def check_checkpoint_method(path: str | Path, method_name: str) -> None:

@@ -93,7 +93,10 @@ def run_one(args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-    with FlopCounterMode(display=False) as counter:
+    from skelssl.models.fused import kernels_disabled
+
+    # The counter cannot see inside the fused CPU kernels: count on the module path (the same FLOPs).
+    with kernels_disabled(), FlopCounterMode(display=False) as counter:
         step()
     flops = counter.get_total_flops()
     profile = None

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from skelssl.models.fused import batch_norm_act, can_fuse, can_fuse_graph, graph_product
 from skelssl.models.graph import spatial_partition
 from skelssl.skeleton.layouts import Layout, get_layout
 
@@ -142,20 +143,27 @@ class GraphConv(nn.Module):
         self.conv = nn.Conv2d(in_channels, out_channels * num_subsets, kernel_size=1)
 
     def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
+        out, bias = self.contract(x, adjacency)
+        return out if bias is None else out + bias.view(1, bias.shape[0], 1, bias.shape[1])
+
+    def contract(self, x: Tensor, adjacency: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The product without its bias, and the bias pushed through the graph (O, W) (None without bias)."""
         n, c, t, v = x.shape
         k, o = self.num_subsets, self.out_channels
         w = adjacency.shape[2]
-        # x A_k for all k in one GEMM: (N·C·T, V) @ (V, K·W)
-        graph = adjacency.permute(1, 0, 2).reshape(v, k * w)
-        z = torch.matmul(x, graph).view(n, c, t, k, w)
-        z = z.permute(0, 1, 3, 2, 4).reshape(n, c * k, t, w)  # channels (c, k)
+        if can_fuse_graph(x):
+            z = graph_product(x, adjacency)  # x A_k in channel order (c, k), one fused kernel
+        else:
+            # x A_k for all k in one GEMM: (N·C·T, V) @ (V, K·W)
+            graph = adjacency.permute(1, 0, 2).reshape(v, k * w)
+            z = torch.matmul(x, graph).view(n, c, t, k, w)
+            z = z.permute(0, 1, 3, 2, 4).reshape(n, c * k, t, w)  # channels (c, k)
         weight = self.conv.weight.view(k, o, c).permute(1, 2, 0).reshape(o, c * k, 1, 1)
         out = F.conv2d(z, weight)
-        if self.conv.bias is not None:
-            # Σ_k b_k Σ_v A_k[v, w]: the bias of W_k reaches joint w with the column sums of A_k
-            bias = self.conv.bias.view(k, o).t() @ adjacency.sum(dim=1)  # (O, W)
-            out = out + bias.view(1, o, 1, w)
-        return out
+        if self.conv.bias is None:
+            return out, None
+        # Σ_k b_k Σ_v A_k[v, w]: the bias of W_k reaches joint w with the column sums of A_k
+        return out, self.conv.bias.view(k, o).t() @ adjacency.sum(dim=1)  # (O, W)
 
 
 class STGCNBlock(nn.Module):
@@ -187,10 +195,34 @@ class STGCNBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
+        if can_fuse(x, self.tcn[0]):
+            return self._fused_forward(x, adjacency)
         out = self.tcn(self.gcn(x, adjacency))
         if self.residual is not None:
             out = out + self.residual(x)
         return self.relu(out)
+
+    def _fused_forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
+        """The same block with the graph product, and the steps around the temporal convolution (bias,
+        BatchNorm, ReLU; BatchNorm, dropout, residual, ReLU), in fused CPU kernels (skelssl.models.fused):
+        same parameters and running statistics; dropout draws its mask differently."""
+        bn_in, _, conv, bn_out, dropout = self.tcn
+        graph, bias = self.gcn.contract(x, adjacency)
+        offset = None
+        if bias is not None:  # (O, W) -> (O, T·W), added to every sample inside the kernel
+            offset = bias.unsqueeze(1).expand(bias.shape[0], graph.shape[2], bias.shape[1]).reshape(
+                bias.shape[0], -1)
+        hidden = conv(batch_norm_act(graph, bn_in, offset=offset, relu=True))
+        if self.residual is None:
+            residual = None
+        elif isinstance(self.residual, nn.Identity):
+            residual = x
+        else:
+            res_conv, res_bn = self.residual
+            shortcut = res_conv(x)
+            residual = batch_norm_act(shortcut, res_bn) if can_fuse(shortcut, res_bn) else res_bn(shortcut)
+        p = dropout.p if dropout.training else 0.0
+        return batch_norm_act(hidden, bn_out, dropout_p=p, residual=residual, relu=True)
 
 
 class STGCN(nn.Module):

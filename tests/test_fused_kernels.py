@@ -125,22 +125,23 @@ def test_dropout_masks_follow_the_global_seed():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("n,c,t,v", [(3, 3, 7, 25), (2, 5, 4, 20), (4, 2, 9, 25)])
-def test_graph_product_matches_einsum(threads, n, c, t, v):
+@pytest.mark.parametrize("n,c,o,t,v", [(3, 3, 4, 7, 25), (2, 5, 6, 4, 20), (4, 2, 8, 9, 25)])
+def test_graph_conv_matches_einsum_and_convolution(threads, n, c, o, t, v):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     x = torch.randn(n, c, t, v, requires_grad=True)
     adjacency = torch.rand(3, v, v, requires_grad=True)
-    upstream = torch.randn(n, c * 3, t, v)
-    z = fused.graph_product(x, adjacency)
-    (z * upstream).sum().backward()
-    x_ref = x.detach().clone().requires_grad_(True)
-    a_ref = adjacency.detach().clone().requires_grad_(True)
-    ref = torch.einsum("nctv,kvw->ncktw", x_ref, a_ref).reshape(n, c * 3, t, v)
+    weight = torch.randn(o, c * 3, requires_grad=True)
+    upstream = torch.randn(n, o, t, v)
+    out = fused.graph_conv(x, adjacency, weight)
+    (out * upstream).sum().backward()
+    leaves = [t_.detach().clone().requires_grad_(True) for t_ in (x, adjacency, weight)]
+    z = torch.einsum("nctv,kvw->ncktw", leaves[0], leaves[1]).reshape(n, c * 3, t, v)
+    ref = F.conv2d(z, leaves[2].view(o, c * 3, 1, 1))
     (ref * upstream).sum().backward()
-    torch.testing.assert_close(z, ref, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(adjacency.grad, a_ref.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    for got, leaf in zip((x, adjacency, weight), leaves):
+        torch.testing.assert_close(got.grad, leaf.grad, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("layout", [NTU25, KINECT20])

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from skelssl.models.fused import batch_norm_act, can_fuse, can_fuse_graph, graph_product
+from skelssl.models.fused import batch_norm_act, can_fuse, can_fuse_graph, graph_conv
 from skelssl.models.graph import spatial_partition
 from skelssl.skeleton.layouts import Layout, get_layout
 
@@ -151,15 +151,16 @@ class GraphConv(nn.Module):
         n, c, t, v = x.shape
         k, o = self.num_subsets, self.out_channels
         w = adjacency.shape[2]
+        weight = self.conv.weight.view(k, o, c).permute(1, 2, 0).reshape(o, c * k, 1, 1)
         if can_fuse_graph(x):
-            z = graph_product(x, adjacency)  # x A_k in channel order (c, k), one fused kernel
+            # x A_k and the 1x1 convolution sample by sample in one fused kernel (skelssl.models.fused)
+            out = graph_conv(x, adjacency, weight.view(o, c * k))
         else:
             # x A_k for all k in one GEMM: (N·C·T, V) @ (V, K·W)
             graph = adjacency.permute(1, 0, 2).reshape(v, k * w)
             z = torch.matmul(x, graph).view(n, c, t, k, w)
             z = z.permute(0, 1, 3, 2, 4).reshape(n, c * k, t, w)  # channels (c, k)
-        weight = self.conv.weight.view(k, o, c).permute(1, 2, 0).reshape(o, c * k, 1, 1)
-        out = F.conv2d(z, weight)
+            out = F.conv2d(z, weight)
         if self.conv.bias is None:
             return out, None
         # Σ_k b_k Σ_v A_k[v, w]: the bias of W_k reaches joint w with the column sums of A_k

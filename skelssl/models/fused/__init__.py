@@ -4,8 +4,9 @@
   bias), dropout, a residual sum and ReLU, as one kernel forward and one backward (fused_bn.cpp), where
   PyTorch runs four to six memory-bound kernels. Dropout masks are not stored: they are hashed from a seed
   drawn from torch's global generator, and drawn again in the backward.
-- `graph_product`: x A_k for the K subsets of the skeleton graph, written in the channel order the 1x1
-  convolution reads (fused_graph.cpp), where PyTorch needs a matrix product and a permuted copy.
+- `graph_conv`: the graph convolution, x A_k for the K subsets of the skeleton graph and then the 1x1
+  convolution, one sample at a time so that the K-times-wider intermediate never leaves the cache
+  (fused_graph.cpp); PyTorch needs a matrix product, a permuted copy and a convolution over it.
 
 They are used only where they compute what the modules they replace compute: CPU, float32, contiguous
 inputs, a plain nn.BatchNorm2d in training mode, not under torch.compile. Everywhere else (GPU, bf16
@@ -31,7 +32,7 @@ from types import ModuleType
 import torch
 from torch import Tensor, nn
 
-__all__ = ["batch_norm_act", "graph_product", "fused_kernels", "can_fuse", "can_fuse_graph",
+__all__ = ["batch_norm_act", "graph_conv", "fused_kernels", "can_fuse", "can_fuse_graph",
            "fused_kernels_enabled", "kernels_disabled"]
 
 _SOURCES = [Path(__file__).with_name(name) for name in ("bindings.cpp", "fused_bn.cpp", "fused_graph.cpp")]
@@ -117,7 +118,7 @@ def can_fuse(x: Tensor, bn: nn.Module) -> bool:
 
 
 def can_fuse_graph(x: Tensor) -> bool:
-    """Whether `graph_product` can run on x."""
+    """Whether `graph_conv` can run on x."""
     return _fusable_tensor(x) and fused_kernels() is not None
 
 
@@ -171,21 +172,24 @@ def batch_norm_act(x: Tensor, bn: nn.BatchNorm2d, offset: Tensor | None = None, 
     return y
 
 
-class _GraphProduct(torch.autograd.Function):
+class _GraphConv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, adjacency: Tensor) -> Tensor:
-        ctx.save_for_backward(x, adjacency)
-        return fused_kernels().graph_product_forward(x, adjacency)
+    def forward(ctx, x: Tensor, adjacency: Tensor, weight: Tensor) -> Tensor:
+        ctx.save_for_backward(x, adjacency, weight)
+        return fused_kernels().graph_conv_forward(x, adjacency, weight)
 
     @staticmethod
-    def backward(ctx, grad_z: Tensor):
-        x, adjacency = ctx.saved_tensors
-        grad_x, grad_a = fused_kernels().graph_product_backward(
-            grad_z.contiguous(), x, adjacency, ctx.needs_input_grad[0], ctx.needs_input_grad[1])
-        return (grad_x if ctx.needs_input_grad[0] else None, grad_a if ctx.needs_input_grad[1] else None)
+    def backward(ctx, grad_out: Tensor):
+        x, adjacency, weight = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        grad_x, grad_a, grad_w = fused_kernels().graph_conv_backward(
+            grad_out.contiguous(), x, adjacency, weight, need[0], need[1], need[2])
+        return (grad_x if need[0] else None, grad_a if need[1] else None, grad_w if need[2] else None)
 
 
-def graph_product(x: Tensor, adjacency: Tensor) -> Tensor:
-    """x (N, C, T, V), adjacency (K, V, W) -> (N, C·K, T, W), channel c·K + k holding x[:, c] A_k.
-    Differentiable in both. Call only where `can_fuse_graph(x)` holds."""
-    return _GraphProduct.apply(x, adjacency.contiguous())
+def graph_conv(x: Tensor, adjacency: Tensor, weight: Tensor) -> Tensor:
+    """The graph product followed by a 1x1 convolution without bias: x (N, C, T, V), adjacency (K, V, W),
+    weight (O, C·K) over channels ordered c·K + k (channel c of x A_k) -> (N, O, T, W). One sample at a time, so
+    the K-times-wider product stays in cache (and is recomputed in the backward instead of stored).
+    Differentiable in all three. Call only where `can_fuse_graph(x)` holds."""
+    return _GraphConv.apply(x, adjacency.contiguous(), weight.contiguous())

@@ -13,14 +13,15 @@ std::vector<torch::Tensor> bn_act_backward(const torch::Tensor& grad_y, const to
                                            const torch::Tensor& invstd, const torch::Tensor& weight,
                                            const c10::optional<torch::Tensor>& offset, double dropout_p,
                                            int64_t seed, bool relu, bool residual_grad, bool offset_grad);
-torch::Tensor graph_product_forward(const torch::Tensor& x, const torch::Tensor& adjacency);
-std::vector<torch::Tensor> graph_product_backward(const torch::Tensor& grad_z, const torch::Tensor& x,
-                                                  const torch::Tensor& adjacency, bool need_x,
-                                                  bool need_adjacency);
+torch::Tensor graph_conv_forward(const torch::Tensor& x, const torch::Tensor& adjacency,
+                                 const torch::Tensor& weight);
+std::vector<torch::Tensor> graph_conv_backward(const torch::Tensor& grad_out, const torch::Tensor& x,
+                                               const torch::Tensor& adjacency, const torch::Tensor& weight,
+                                               bool need_x, bool need_adjacency, bool need_weight);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("bn_act_forward", &bn_act_forward, "BatchNorm (training) + offset + dropout + residual + ReLU");
   m.def("bn_act_backward", &bn_act_backward, "gradients of bn_act_forward");
-  m.def("graph_product_forward", &graph_product_forward, "x A_k for all k, in the 1x1 convolution's order");
-  m.def("graph_product_backward", &graph_product_backward, "gradients of graph_product_forward");
+  m.def("graph_conv_forward", &graph_conv_forward, "graph product then 1x1 convolution, per sample in cache");
+  m.def("graph_conv_backward", &graph_conv_backward, "gradients of graph_conv_forward");
 }

@@ -61,6 +61,15 @@ def _cpu_fingerprint() -> str:
     return text
 
 
+def _already_built(name: str) -> bool:
+    try:  # a private helper of torch: only used to decide whether to announce the build
+        from torch.utils.cpp_extension import _get_build_directory
+
+        return (Path(_get_build_directory(name, verbose=False)) / f"{name}.so").exists()
+    except Exception:
+        return False
+
+
 def fused_kernels() -> ModuleType | None:
     """The compiled extension, built on the first call; None if disabled or if it cannot be built."""
     if _state["tried"]:
@@ -75,9 +84,9 @@ def fused_kernels() -> ModuleType | None:
         digest = hashlib.sha256(source + _cpu_fingerprint().encode() + torch.__version__.encode()).hexdigest()
         name = f"skelssl_fused_{digest[:12]}"
         try:
-            from torch.utils.cpp_extension import _get_build_directory, load
+            from torch.utils.cpp_extension import load
 
-            if not (Path(_get_build_directory(name, verbose=False)) / f"{name}.so").exists():
+            if not _already_built(name):
                 print("[skelssl] compiling the fused CPU kernels (once per machine type, about a minute)...",
                       flush=True)
             _state["module"] = load(name, [str(path) for path in _SOURCES],

@@ -4,7 +4,8 @@ One step = zero_grad + encoder(x).sum().backward() on a (N, 3, T, 25, M) batch. 
 time over --repeats after --warmup steps, sequences/s and GFLOP/s counted as 3x the forward FLOPs of the
 straightforward formulation (1.225 GFLOP per 3x50x25x2 sample), so that variants compare on the same work.
 
-    python benchmarks/bench_encoder.py                      # optimised encoder, batch 128
+    python benchmarks/bench_encoder.py                      # optimised encoder (fused CPU kernels), batch 128
+    python benchmarks/bench_encoder.py --separate-kernels   # the same without skelssl's fused kernels
     python benchmarks/bench_encoder.py --reference          # the straightforward formulation (before)
     python benchmarks/bench_encoder.py --compile default    # + torch.compile
     python benchmarks/bench_encoder.py --no-malloc-tuning   # glibc's default mmap/trim thresholds
@@ -19,6 +20,7 @@ import time
 import torch
 
 from skelssl.models.flops import count_flops
+from skelssl.models.fused import kernels_disabled
 from skelssl.models.stgcn import STGCN, FastDropout, GraphConv, keep_freed_memory_in_process, maybe_compile
 
 
@@ -44,11 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--reference", action="store_true", help="the straightforward graph conv and dropout")
+    parser.add_argument("--reference", action="store_true",
+                        help="the straightforward graph conv and dropout (and no fused kernels)")
+    parser.add_argument("--separate-kernels", action="store_true",
+                        help="PyTorch's separate kernels instead of skelssl's fused CPU kernels")
     parser.add_argument("--compile", default="none", help="torch.compile mode, or 'none'")
     parser.add_argument("--no-malloc-tuning", action="store_true")
     args = parser.parse_args(argv)
 
+    if args.reference or args.separate_kernels:
+        kernels_disabled().__enter__()  # for the rest of this process
     if not args.no_malloc_tuning:
         keep_freed_memory_in_process()
     if args.threads:
@@ -79,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         step()
         times.append(time.perf_counter() - start)
     median = statistics.median(times)
-    variant = "reference" if args.reference else "optimised"
+    variant = "reference" if args.reference else ("separate kernels" if args.separate_kernels else "fused kernels")
     print(f"{variant} compile={args.compile} threads={torch.get_num_threads()} batch={args.batch}: "
           f"median {median:.3f} s/step, {args.batch / median:.1f} seq/s, "
           f"{3 * flops_forward / median / 1e9:.1f} GFLOP/s (first step {first:.1f} s; "

@@ -273,7 +273,7 @@ def test_optimised_forward_backward_match_reference(dtype, rtol, atol, layout, t
     """Same outputs and gradients (input, every parameter) as the plain formulation, in train mode (batch
     statistics), with random edge importance so the graph-first bias term sees non-trivial column sums.
     The fused BatchNorm kernels are compared block by block in test_fused_kernels.py (a whole float32
-    network can flip a ReLU whose input is within rounding of 0); the fused graph product stays on here."""
+    network can flip a ReLU whose input is within rounding of 0); the fused graph convolution stays on here."""
     import skelssl.models.stgcn as stgcn_module
 
     monkeypatch.setattr(stgcn_module, "can_fuse", lambda *a: False)

@@ -196,7 +196,7 @@ class STGCNBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor, adjacency: Tensor) -> Tensor:
-        if can_fuse(x, self.tcn[0]):
+        if can_fuse(x, self.tcn[0]) and can_fuse(x, self.tcn[3]):  # both BatchNorms of the block
             return self._fused_forward(x, adjacency)
         out = self.tcn(self.gcn(x, adjacency))
         if self.residual is not None:

@@ -15,8 +15,7 @@ A >= threshold (0.5 by default). Each person of a sample gets its own actionlet.
 
 from __future__ import annotations
 
-import contextlib
-from typing import Callable, Iterator, Literal
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -25,7 +24,7 @@ from torch import Tensor, nn
 
 from skelssl.skeleton.layouts import Layout, get_layout
 
-__all__ = ["ActionletSelector", "dataset_average", "upsample_to_frames", "smoothing_matrix", "dropout_off"]
+__all__ = ["ActionletSelector", "dataset_average", "upsample_to_frames", "smoothing_matrix"]
 
 DenseFn = Callable[[Tensor], Tensor]  # (N, C, T, V, M) -> (N, M, C', T', V)
 HeadFn = Callable[[Tensor], Tensor]   # (N, C') -> (N, D)
@@ -57,19 +56,6 @@ def upsample_to_frames(actionlet: Tensor, num_frames: int) -> Tensor:
     index = torch.div(torch.arange(num_frames, device=actionlet.device) * actionlet.shape[2], num_frames,
                       rounding_mode="floor")
     return actionlet.index_select(2, index)
-
-
-@contextlib.contextmanager
-def dropout_off(module: nn.Module) -> Iterator[None]:
-    """Temporarily put the Dropout layers of `module` in eval mode (BatchNorm keeps its mode)."""
-    dropouts = [m for m in module.modules() if isinstance(m, nn.modules.dropout._DropoutNd) and m.training]
-    for m in dropouts:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m in dropouts:
-            m.train()
 
 
 class ActionletSelector(nn.Module):

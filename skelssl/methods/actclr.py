@@ -8,11 +8,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from skelssl.methods.actionlet import ActionletSelector, dataset_average, dropout_off, upsample_to_frames
+from skelssl.methods.actionlet import ActionletSelector, dataset_average, upsample_to_frames
 from skelssl.methods.base import MoCoMethod
 from skelssl.methods.core import distribution_cross_entropy, similarity_to_bank
 from skelssl.methods.mats import mats
 from skelssl.methods.safp import safp_pool
+from skelssl.models.passes import side_effect_free
+from skelssl.transforms.tracking import ViewTracker, downsample_frames
 
 __all__ = ["ActCLR", "similarity_mining_loss"]
 
@@ -109,8 +111,11 @@ class ActCLR(MoCoMethod):
 
     # ----- one step ----------------------------------------------------------------------------------------
     def actionlet(self, x_stream: Tensor) -> Tensor:
-        """The actionlet (N, M, T', V) of the offline encoder for sequences already in the input stream."""
-        with dropout_off(self.encoder_k), dropout_off(self.projector_k):
+        """The actionlet (N, M, T', V) of the offline encoder for sequences already in the input stream.
+
+        A side-effect-free pass: no dropout (the mask of a sequence is the same from pass to pass) and the
+        offline encoder's BatchNorm statistics do not move."""
+        with side_effect_free(self.encoder_k, self.projector_k):
             scores, mask = self.selector.select(self.encoder_k.features, self.projector_k, x_stream)
         return scores if self.cfg.method.actionlet_soft else mask
 
@@ -118,16 +123,20 @@ class ActCLR(MoCoMethod):
         m = self.cfg.method
         x = batch["x"]
         actionlet = self.actionlet(self.to_stream(x))  # step 2: on the original X
-        x_query = self.augment_normal(x)  # step 3
-        x_key = self.augment_normal(x)
-        x_trans = mats(x_query, upsample_to_frames(actionlet, x.shape[2]), self.generator, self.layout,
-                       extreme=self.augment_extreme, adain_p=float(m.adain_p), noise_std=float(m.noise_std),
-                       mix_probs=list(m.mix_probs), mix_parts=list(m.mix_parts), mix_blocks=list(m.mix_blocks),
-                       mix_block_frames=int(m.mix_block_frames))  # eqs. 6-7
+        actionlet_frames = upsample_to_frames(actionlet, x.shape[2])
+        query_tracker, key_tracker = ViewTracker.for_batch(x), ViewTracker.for_batch(x)
+        x_query = self.augment_normal(x, tracker=query_tracker)  # step 3
+        x_key = self.augment_normal(x, tracker=key_tracker)
+        x_trans, _ = mats(x_query, actionlet_frames, self.generator, self.layout, extreme=self.augment_extreme,
+                          tracker=query_tracker, adain_p=float(m.adain_p), noise_std=float(m.noise_std),
+                          mix_probs=list(m.mix_probs), mix_parts=list(m.mix_parts), mix_blocks=list(m.mix_blocks),
+                          mix_block_frames=int(m.mix_block_frames))  # eqs. 6-7
         _, z_query = self.encode_query(self.to_stream(x_trans))  # step 4, online: GAP
         with torch.no_grad():
             dense_key = self.encoder_k.features(self.to_stream(x_key))
-            pooled = safp_pool(dense_key, actionlet, m.safp, float(m.safp_global_mix))  # eq. 8, offline
+            # the actionlet on the key view's own frames (its crop shifted them)
+            key_actionlet = downsample_frames(key_tracker.carry(actionlet_frames), dense_key.shape[3])
+            pooled = safp_pool(dense_key, key_actionlet, m.safp, float(m.safp_global_mix))  # eq. 8, offline
             z_key = F.normalize(self.projector_k(pooled), dim=1)
         loss = similarity_mining_loss(z_query, z_key, self.queue.bank, float(m.temperature_query),
                                       float(m.temperature_key), topk=int(m.mining_topk),

@@ -25,6 +25,7 @@ from skelssl.models.stgcn import init_official_
 from skelssl.skeleton.layouts import Layout, get_layout
 from skelssl.transforms.pipelines import AugmentConfig, extreme_from_config, normal_from_config
 from skelssl.transforms.streams import to_stream
+from skelssl.transforms.tracking import ViewTracker
 
 # Collapse thresholds: a healthy L2-normalised D-dim embedding has per-dimension std near 1/sqrt(D)
 # (SimSiam, Chen & He 2021) and a mean pairwise cosine well below 1.
@@ -101,11 +102,11 @@ class MoCoMethod(L.LightningModule):
         return self._generator
 
     # ----- views and encoders -----------------------------------------------------------------------------
-    def augment_normal(self, x: Tensor) -> Tensor:
-        return normal_from_config(x, self.generator, self.augment_cfg)
+    def augment_normal(self, x: Tensor, tracker: ViewTracker | None = None) -> Tensor:
+        return normal_from_config(x, self.generator, self.augment_cfg, tracker=tracker)
 
-    def augment_extreme(self, x: Tensor) -> Tensor:
-        return extreme_from_config(x, self.generator, self.layout, self.augment_cfg)
+    def augment_extreme(self, x: Tensor, tracker: ViewTracker | None = None) -> Tensor:
+        return extreme_from_config(x, self.generator, self.layout, self.augment_cfg, tracker=tracker)
 
     def to_stream(self, x: Tensor) -> Tensor:
         """Joint/motion/bone view, computed after augmentation as in CrosSCLR/AimCLR."""

@@ -3,7 +3,9 @@
 Actionlet transformations T_act: AimCLR's eight extreme augmentations, then Skeleton AdaIN (eq. 6).
 Non-actionlet transformations T_non, applied on top of T_act: a larger random noise and Skeleton Mix
 (Mixup, CutMix or ResizeMix with another sequence of the batch, by body parts).
-Combination (eq. 7): X_trans = A ⊙ X_act + (1 − A) ⊙ X_non, with A the actionlet at the input frame rate.
+Combination (eq. 7): X_trans = A ⊙ X_act + (1 − A) ⊙ X_non, with A the actionlet at the input frame rate,
+moved with every frame and joint that the view's crop and flips moved (transforms.tracking), so that A lies
+on the same frames and joints of X_act as it did on X.
 
 Everything is batched on the input's device and draws from an explicit torch.Generator. Choices where the
 paper is open (documented in docs/fidelity_aimclr_actclr.md):
@@ -26,6 +28,7 @@ from torch import Tensor
 
 from skelssl.skeleton.layouts import Layout, get_layout
 from skelssl.transforms.noise import gaussian_noise
+from skelssl.transforms.tracking import ViewTracker
 
 __all__ = ["partner_index", "skeleton_adain", "part_segment_mask", "skeleton_mix", "actionlet_combine", "mats"]
 
@@ -118,15 +121,21 @@ def actionlet_combine(x_act: Tensor, x_non: Tensor, actionlet: Tensor) -> Tensor
 
 
 def mats(x: Tensor, actionlet: Tensor, generator: torch.Generator, layout: Layout | str, *,
-         extreme: Callable[[Tensor], Tensor], adain_p: float = 0.5, noise_std: float = 0.05,
-         mix_probs: Sequence[float] = (0.25, 0.5, 0.25), mix_parts: Sequence[int] = (2, 3),
-         mix_blocks: Sequence[int] = (3, 5), mix_block_frames: int = 4) -> Tensor:
-    """MATS on a batch x (N, C, T, V, M) with its actionlet (N, M, T, V) at the input frame rate.
+         extreme: Callable[..., Tensor], tracker: ViewTracker | None = None, adain_p: float = 0.5,
+         noise_std: float = 0.05, mix_probs: Sequence[float] = (0.25, 0.5, 0.25), mix_parts: Sequence[int] = (2, 3),
+         mix_blocks: Sequence[int] = (3, 5), mix_block_frames: int = 4) -> tuple[Tensor, Tensor]:
+    """MATS on a view x (N, C, T, V, M) of a batch whose actionlet (N, M, T, V) is at the input frame rate.
 
-    extreme: the eight AimCLR augmentations, x -> x (the method passes its configured pipeline).
+    extreme: the eight AimCLR augmentations, called as extreme(x, tracker=...) (the method passes its
+    configured pipeline). tracker: where x's frames and joints came from in the batch the actionlet was
+    computed on (None: x is that batch); T_act's own crop and flips are added to it, and the actionlet is
+    carried into X_act's coordinates before eq. 7, so each region gets its own transformations.
+    Returns (X_trans, the actionlet in X_trans's coordinates).
     """
-    x_act = skeleton_adain(extreme(x), generator, p=adain_p)  # T_act
+    tracker = tracker if tracker is not None else ViewTracker.for_batch(x)
+    x_act = skeleton_adain(extreme(x, tracker=tracker), generator, p=adain_p)  # T_act
     x_non = gaussian_noise(x_act, generator, std=noise_std, p=1.0)  # T_non: larger random noise
     x_non = skeleton_mix(x_non, generator, layout, probs=mix_probs, parts=mix_parts, blocks=mix_blocks,
                          block_frames=mix_block_frames)  # T_non: Skeleton Mix
-    return actionlet_combine(x_act, x_non, actionlet)  # eq. 7
+    registered = tracker.carry(actionlet)
+    return actionlet_combine(x_act, x_non, registered), registered  # eq. 7

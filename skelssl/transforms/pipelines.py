@@ -19,6 +19,7 @@ from skelssl.skeleton.layouts import Layout
 from skelssl.transforms.noise import gaussian_blur, gaussian_noise
 from skelssl.transforms.spatial import axis_mask, rotate, shear, spatial_flip
 from skelssl.transforms.temporal import crop_resize, temporal_crop, temporal_flip
+from skelssl.transforms.tracking import ViewTracker
 
 __all__ = ["AugmentConfig", "normal_augment", "extreme_augment", "apply_named", "AUGMENTATIONS"]
 
@@ -83,10 +84,11 @@ class AugmentConfig:
 
 
 def normal_augment(x: Tensor, generator: torch.Generator, *, shear_amplitude: float = 0.5,
-                   padding_ratio: int = 6) -> Tensor:
-    """AimCLR/SkeletonCLR normal augmentations T: Shear then Crop (temporal shift)."""
+                   padding_ratio: int = 6, tracker: ViewTracker | None = None) -> Tensor:
+    """AimCLR/SkeletonCLR normal augmentations T: Shear then Crop (temporal shift).
+    tracker: follows the frames the crop moves (transforms.tracking)."""
     x = shear(x, generator, amplitude=shear_amplitude)
-    return temporal_crop(x, generator, padding_ratio=padding_ratio)
+    return temporal_crop(x, generator, padding_ratio=padding_ratio, tracker=tracker)
 
 
 def extreme_augment(x: Tensor, generator: torch.Generator, layout: Layout | str, *,
@@ -94,26 +96,31 @@ def extreme_augment(x: Tensor, generator: torch.Generator, layout: Layout | str,
                     minor_angle: float = 1.0, spatial_flip_p: float = 0.5, axis_mask_p: float = 0.5,
                     noise_std: float = 0.01, noise_p: float = 0.5, blur_kernel_size: int = 15,
                     blur_sigma: tuple[float, float] = (0.1, 2.0), blur_p: float = 0.5,
-                    blur_normalize: bool = True, temporal_flip_p: float = 0.5) -> Tensor:
-    """AimCLR extreme augmentations T' (paper §3.2): all eight, in the official order (module docstring)."""
+                    blur_normalize: bool = True, temporal_flip_p: float = 0.5,
+                    tracker: ViewTracker | None = None) -> Tensor:
+    """AimCLR extreme augmentations T' (paper §3.2): all eight, in the official order (module docstring).
+    tracker: follows the frames and joints that crop, spatial flip and temporal flip move."""
     x = shear(x, generator, amplitude=shear_amplitude)
-    x = temporal_crop(x, generator, padding_ratio=padding_ratio)
-    x = spatial_flip(x, generator, layout, p=spatial_flip_p)
+    x = temporal_crop(x, generator, padding_ratio=padding_ratio, tracker=tracker)
+    x = spatial_flip(x, generator, layout, p=spatial_flip_p, tracker=tracker)
     x = rotate(x, generator, max_angle=max_angle, minor_angle=minor_angle)
     x = gaussian_noise(x, generator, std=noise_std, p=noise_p)
     x = gaussian_blur(x, generator, kernel_size=blur_kernel_size, sigma=blur_sigma, p=blur_p,
                       normalize=blur_normalize)
     x = axis_mask(x, generator, p=axis_mask_p)
-    return temporal_flip(x, generator, p=temporal_flip_p)
+    return temporal_flip(x, generator, p=temporal_flip_p, tracker=tracker)
 
 
-def normal_from_config(x: Tensor, generator: torch.Generator, cfg: AugmentConfig) -> Tensor:
-    return normal_augment(x, generator, shear_amplitude=cfg.shear_amplitude, padding_ratio=cfg.padding_ratio)
+def normal_from_config(x: Tensor, generator: torch.Generator, cfg: AugmentConfig,
+                       tracker: ViewTracker | None = None) -> Tensor:
+    return normal_augment(x, generator, shear_amplitude=cfg.shear_amplitude, padding_ratio=cfg.padding_ratio,
+                          tracker=tracker)
 
 
-def extreme_from_config(x: Tensor, generator: torch.Generator, layout: Layout | str, cfg: AugmentConfig) -> Tensor:
+def extreme_from_config(x: Tensor, generator: torch.Generator, layout: Layout | str, cfg: AugmentConfig,
+                        tracker: ViewTracker | None = None) -> Tensor:
     kwargs = {k: v for k, v in cfg.to_dict().items() if not k.startswith("crop_")}
-    return extreme_augment(x, generator, layout, **kwargs)
+    return extreme_augment(x, generator, layout, tracker=tracker, **kwargs)
 
 
 # name -> fn(x, generator, layout, cfg, lengths); lengths only matters for crop_resize.

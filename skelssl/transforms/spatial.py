@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from skelssl.skeleton.layouts import Layout, get_layout
+from skelssl.transforms.tracking import ViewTracker
 
 __all__ = ["shear", "rotate", "spatial_flip", "axis_mask", "check_batch", "sample_selection"]
 
@@ -103,9 +104,11 @@ def rotate(x: Tensor, generator: torch.Generator, *, max_angle: float = 30.0,
     return _apply_coordinate_matrix(x, rotation_matrices(angles))
 
 
-def spatial_flip(x: Tensor, generator: torch.Generator, layout: Layout | str, *, p: float = 0.5) -> Tensor:
+def spatial_flip(x: Tensor, generator: torch.Generator, layout: Layout | str, *, p: float = 0.5,
+                 tracker: ViewTracker | None = None) -> Tensor:
     """AimCLR spatial flip: swap every left joint with its right partner (layout.left_right), per sample
-    with probability p. Coordinates are not mirrored (as in the official code): it is a joint relabelling."""
+    with probability p. Coordinates are not mirrored (as in the official code): it is a joint relabelling.
+    tracker: records the source joint of every joint slot (transforms.tracking)."""
     check_batch(x, "spatial_flip")
     layout = get_layout(layout)
     if x.shape[3] != layout.num_joints:
@@ -113,6 +116,9 @@ def spatial_flip(x: Tensor, generator: torch.Generator, layout: Layout | str, *,
                          f"the batch has V={x.shape[3]}")
     selected = sample_selection(x.shape[0], p, generator, x.device)
     perm = torch.as_tensor(layout.flip_permutation, device=x.device, dtype=torch.long)
+    if tracker is not None:
+        joints = torch.arange(x.shape[3], device=x.device)
+        tracker.take_joints(torch.where(selected[:, None], perm, joints))
     return torch.where(_per_sample(selected), x.index_select(3, perm), x)
 
 

@@ -31,7 +31,7 @@ def test_actclr_loss_falls_on_a_fixed_batch(official):
     before, logs = loss_on_fixed_views(method, batch, rng_state, bank)
     assert 0.0 <= float(logs["actionlet_fraction"]) <= 1.0
     assert method.last_actionlet.shape == (8, 2, 4, 25)
-    train_steps(method, batch, steps=8, lr=3e-3, rng_state=rng_state, bank=bank)
+    train_steps(method, batch, steps=16, lr=3e-3, rng_state=rng_state, bank=bank)
     after, _ = loss_on_fixed_views(method, batch, rng_state, bank)
     print("loss before", before, "after", after)
     assert np.isfinite([before, after]).all()

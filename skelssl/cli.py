@@ -41,7 +41,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from skelssl.config import check_keys, parse_overrides
     from skelssl.evaluate import encode_splits, pick_device, results_dir_for, run_protocols
     from skelssl.evaluation import print_table, write_results
-    from skelssl.train import method_from_checkpoint, read_checkpoint
+    from skelssl.checkpoints import read_checkpoint
+    from skelssl.train import method_from_checkpoint
 
     overrides = parse_overrides(args.overrides)
     saved = OmegaConf.create(read_checkpoint(args.checkpoint)["hyper_parameters"]["cfg"])

@@ -1,8 +1,7 @@
-"""Pretraining with Lightning: run directory, loggers, atomic checkpoints, exact resume."""
+"""Pretraining with Lightning: run directory, loggers, checkpoints (skelssl.checkpoints), exact resume."""
 
 from __future__ import annotations
 
-import os
 import shlex
 import sys
 import time
@@ -11,32 +10,16 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
+from skelssl.checkpoints import LAST_CHECKPOINT, RunCheckpoint, read_checkpoint
 from skelssl.config import save_config
 from skelssl.data.dataset import SkeletonDataModule
 from skelssl.errors import UserError
 from skelssl.methods import get_method
 from skelssl.methods.base import MoCoMethod
-
-LAST_CHECKPOINT = "checkpoints/last.ckpt"
-
-
-class AtomicModelCheckpoint(ModelCheckpoint):
-    """Writes each checkpoint to a temporary name and renames it, so an interruption never leaves a
-    truncated last.ckpt behind (the previous one stays valid until the new one is complete)."""
-
-    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
-        tmp = filepath + ".tmp"
-        trainer.save_checkpoint(tmp, self.save_weights_only)
-        if trainer.is_global_zero:
-            os.replace(tmp, filepath)
-        trainer.strategy.barrier()
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
-
 
 def default_run_dir(cfg: DictConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -65,10 +48,7 @@ def set_threads(cfg: DictConfig) -> None:
 def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int | None = None,
                   extra_callbacks: list | None = None) -> L.Trainer:
     t = cfg.trainer
-    callbacks: list[Any] = [AtomicModelCheckpoint(dirpath=run_dir / "checkpoints", filename="epoch{epoch:03d}",
-                                                  save_last=True, save_top_k=0,
-                                                  every_n_epochs=int(t.checkpoint_every_n_epochs),
-                                                  auto_insert_metric_name=False)]
+    callbacks: list[Any] = [RunCheckpoint(run_dir / "checkpoints", every_n_epochs=int(t.checkpoint_every_n_epochs))]
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     callbacks.extend(extra_callbacks or [])
@@ -138,22 +118,8 @@ def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int 
     elif cfg.model.get("init_from"):
         initialize_from_checkpoint(method, cfg.model.init_from)
     trainer = build_trainer(cfg, run_dir, max_epochs=max_epochs, extra_callbacks=callbacks)
-    trainer.fit(method, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    trainer.fit(method, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     return run_dir
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint '{path}' does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise UserError(f"'{path}' is not a readable checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(ckpt, dict) or "skelssl" not in ckpt or "hyper_parameters" not in ckpt:
-        raise UserError(f"'{path}' is not a skelssl pretraining checkpoint (it lacks the skelssl metadata); "
-                        "use RUN/checkpoints/last.ckpt of a `skelssl pretrain` run")
-    return ckpt
 
 
 def initialize_from_checkpoint(method: MoCoMethod, path: str | Path) -> None:

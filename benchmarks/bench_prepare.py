@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from skelssl.data.ntu import prepare_ntu
+from skelssl.data.ntu_prepare import prepare_ntu
 from skelssl.data.ntu_preprocess import PRESETS
 
 RAW = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ntu_raw_samples"

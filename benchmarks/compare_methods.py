@@ -5,7 +5,7 @@ frozen backbone; once, the same protocols on a random-init encoder; for ActCLR, 
 ground-truth actionlets when the dataset has them (the synthetic one does); for every run, the collapse
 monitor's last-epoch figures. Prints one table and writes OUT/results.json and OUT/summary.json.
 
-    python benchmarks/compare_methods.py --config-dir configs/nwucla-xview --root data/nw-ucla \\
+    python benchmarks/compare_methods.py --dataset nwucla-xview --root data/nw-ucla \\
         --epochs 10 --batch 64 --queue 1024 --out runs/compare-nwucla
 """
 
@@ -33,7 +33,7 @@ def last_collapse_figures(run_dir: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config-dir", required=True, help="e.g. configs/nwucla-xview")
+    parser.add_argument("--dataset", required=True, help="a shipped dataset-split config, e.g. nwucla-xview")
     parser.add_argument("--root", required=True, help="prepared dataset")
     parser.add_argument("--methods", nargs="+", default=["skeletonclr", "aimclr", "actclr"])
     parser.add_argument("--stream", default="joint")
@@ -52,10 +52,10 @@ def main() -> None:
 
     keep_freed_memory_in_process()  # as the skelssl command does
 
+    from skelssl.checkpoints import LAST_CHECKPOINT, method_from_checkpoint
     from skelssl.config import load_config
-    from skelssl.evaluate import encode_splits, pick_device, run_protocols
-    from skelssl.evaluation import format_table, write_results
-    from skelssl.train import LAST_CHECKPOINT, method_from_checkpoint, pretrain
+    from skelssl.evaluation import evaluate_checkpoints, format_table, pick_device, write_results
+    from skelssl.train import pretrain
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -72,17 +72,19 @@ def main() -> None:
             budget.append(f"method.nnm_start_epoch={args.epochs // 2}")
         if args.momentum is not None:
             budget.append(f"method.momentum={args.momentum}")
-        cfg = load_config(Path(args.config_dir) / f"{name}-{args.stream}.yaml", budget + list(args.overrides))
+        cfg = load_config(None, budget + [f"data.stream={args.stream}"] + list(args.overrides),
+                          dataset=args.dataset, method=name)
         started = time.time()
         if not (run_dir / LAST_CHECKPOINT).is_file():
             pretrain(cfg, command=["compare_methods.py", name])
         seconds = time.time() - started
-        method = method_from_checkpoint(run_dir / LAST_CHECKPOINT)
-        features = encode_splits(method, method.cfg, device)
-        method_records = run_protocols(features, method.cfg, name, ("knn", "linear"), device)
+        # the random-init baseline once: the runs share architecture, seed and data
+        method_records = evaluate_checkpoints([run_dir / LAST_CHECKPOINT], ("knn", "linear"),
+                                              with_random_init=name == args.methods[0], device=device)
         if name == "actclr":
             from skelssl.analyze import analyze_actionlets
 
+            method = method_from_checkpoint(run_dir / LAST_CHECKPOINT)
             actionlet_records, _ = analyze_actionlets(method, run_dir / "analysis", device)
             method_records += actionlet_records
         records += method_records
@@ -91,9 +93,6 @@ def main() -> None:
               flush=True)
         write_results(out, records)
 
-    baseline = method_from_checkpoint(out / args.methods[0] / LAST_CHECKPOINT, load_weights=False)
-    records += run_protocols(encode_splits(baseline, baseline.cfg, device), baseline.cfg, "random_init",
-                             ("knn", "linear"), device)
     write_results(out, records)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(format_table(records))

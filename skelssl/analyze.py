@@ -11,7 +11,7 @@ from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.prepared import open_data
 from skelssl.errors import UserError
 from skelssl.evaluation import ResultRecord
-from skelssl.methods.base import MoCoMethod
+from skelssl.methods.core.base import MoCoMethod
 
 
 def analyze_actionlets(method: MoCoMethod, out_dir: Path, device: torch.device, pictures: int = 4,
@@ -47,7 +47,7 @@ def analyze_actionlets(method: MoCoMethod, out_dir: Path, device: torch.device, 
 
 def analyze_tsne(method: MoCoMethod, out_dir: Path, device: torch.device, model_name: str) -> Path:
     from skelssl.analysis.actionlets import plot_tsne
-    from skelssl.evaluate import encode_splits
+    from skelssl.evaluation import encode_splits
 
     features = encode_splits(method, method.cfg, device)
     test = SkeletonDataset(method.cfg.data.root, method.cfg.data.split, "test")

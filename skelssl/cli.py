@@ -26,7 +26,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from skelssl.config import load_config
     from skelssl.train import pretrain
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides, dataset=args.dataset, method=args.method, encoder=args.encoder)
     if args.show_config:
         print(OmegaConf.to_yaml(cfg))
         return 0
@@ -36,46 +36,37 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from omegaconf import OmegaConf
+    from skelssl.checkpoints import run_dir_of
+    from skelssl.config import parse_overrides
+    from skelssl.evaluation import evaluate_checkpoints, print_table, write_results
 
-    from skelssl.config import check_keys, parse_overrides
-    from skelssl.evaluate import encode_splits, pick_device, results_dir_for, run_protocols
-    from skelssl.evaluation import print_table, write_results
-    from skelssl.checkpoints import read_checkpoint
-    from skelssl.train import method_from_checkpoint
-
-    overrides = parse_overrides(args.overrides)
-    saved = OmegaConf.create(read_checkpoint(args.checkpoint)["hyper_parameters"]["cfg"])
-    check_keys(overrides, saved, "the command line")
-    device = pick_device(OmegaConf.select(OmegaConf.merge(saved, overrides), "trainer.accelerator"))
-    records = []
-    models = [(saved.method.name, True)] + ([("random_init", False)] if args.with_random_init else [])
-    for model_name, load_weights in models:
-        method = method_from_checkpoint(args.checkpoint, overrides, load_weights=load_weights)
-        features = encode_splits(method, method.cfg, device, progress=True)
-        records += run_protocols(features, method.cfg, model_name, [args.protocol], device, progress=True)
-    out_dir = Path(args.out) if args.out else results_dir_for(args.checkpoint)
-    path = write_results(out_dir, records)
+    per_checkpoint: dict[Path, list] = {}
+    records = evaluate_checkpoints(args.checkpoint, [args.protocol], parse_overrides(args.overrides),
+                                   with_random_init=args.with_random_init, progress=True,
+                                   per_checkpoint=per_checkpoint)
+    if args.out:
+        print(f"results written to {write_results(Path(args.out), records)}")
+    else:  # each run directory gets its own checkpoint's records
+        for path, found in per_checkpoint.items():
+            print(f"results written to {write_results(run_dir_of(path), found)}")
     print_table(records)
-    print(f"results written to {path}")
     return 0
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from skelssl.analyze import analyze_actionlets, analyze_tsne
+    from skelssl.checkpoints import method_from_checkpoint, run_dir_of
     from skelssl.config import parse_overrides
-    from skelssl.evaluate import pick_device, results_dir_for
-    from skelssl.evaluation import print_table, write_results
-    from skelssl.train import method_from_checkpoint
+    from skelssl.evaluation import pick_device, print_table, write_results
 
     overrides = parse_overrides(args.overrides)
-    out_dir = Path(args.out) if args.out else results_dir_for(args.checkpoint) / "analysis"
+    out_dir = Path(args.out) if args.out else run_dir_of(args.checkpoint) / "analysis"
     method = method_from_checkpoint(args.checkpoint, overrides)
     device = pick_device(method.cfg.trainer.accelerator)
     if args.what == "actionlets":
         records, paths = analyze_actionlets(method, out_dir, device, limit=args.limit)
         if records:
-            write_results(results_dir_for(args.checkpoint) if not args.out else out_dir, records)
+            write_results(run_dir_of(args.checkpoint) if not args.out else out_dir, records)
             print_table(records)
         else:
             print("this dataset has no ground-truth actionlets: pictures only")
@@ -125,18 +116,31 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("overrides", nargs="*", help="key=value config overrides, e.g. trainer.epochs=5")
     demo.set_defaults(func=_cmd_demo)
 
-    pre = sub.add_parser("pretrain", help="self-supervised pretraining from a config")
-    pre.add_argument("--config", default=None, help="YAML config, e.g. configs/synthetic-xsub/skeletonclr-joint.yaml")
+    from skelssl.config import piece_names
+
+    pre = sub.add_parser("pretrain", help="self-supervised pretraining from composed configs",
+                         description="Compose a run from shipped pieces (dataset, method, encoder), your own "
+                                     "YAML file and key=value overrides, e.g. `skelssl pretrain --dataset "
+                                     "ntu60-xsub --method aimclr data.stream=bone`.")
+    pre.add_argument("--dataset", default=None, choices=piece_names("datasets"), metavar="DATASET-SPLIT",
+                     help=f"dataset and split: {', '.join(piece_names('datasets'))}")
+    pre.add_argument("--method", default=None, choices=piece_names("methods"),
+                     help="method with its paper's schedule")
+    pre.add_argument("--encoder", default=None, choices=piece_names("encoders"), help="encoder (default stgcn)")
+    pre.add_argument("--config", default=None, help="your own YAML file (may list pieces under `defaults:`)")
     pre.add_argument("--show-config", action="store_true", help="print the resolved config and exit")
     pre.add_argument("overrides", nargs="*", help="key=value overrides, e.g. trainer.epochs=10 resume=true")
     pre.set_defaults(func=_cmd_pretrain)
 
-    ev = sub.add_parser("evaluate", help="evaluate a pretrained encoder (frozen): knn or linear")
-    ev.add_argument("protocol", choices=["knn", "linear"])
-    ev.add_argument("--checkpoint", required=True, help="RUN/checkpoints/last.ckpt")
+    from skelssl.evaluation.protocols import PROTOCOLS
+
+    ev = sub.add_parser("evaluate", help="evaluate pretrained encoders: " + ", ".join(PROTOCOLS),
+                        description="; ".join(f"{name}: {p.help}" for name, p in PROTOCOLS.items()))
+    ev.add_argument("protocol", choices=list(PROTOCOLS))
+    ev.add_argument("--checkpoint", required=True, nargs="+", help="one or more RUN/checkpoints/last.ckpt")
     ev.add_argument("--with-random-init", action="store_true",
                     help="also evaluate a randomly initialised encoder of the same architecture")
-    ev.add_argument("--out", default=None, help="directory for results.json (default: the checkpoint's run)")
+    ev.add_argument("--out", default=None, help="directory for results.json (default: each checkpoint's run)")
     ev.add_argument("overrides", nargs="*", help="key=value overrides of data.* and eval.*")
     ev.set_defaults(func=_cmd_evaluate)
 
@@ -179,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     stray = [item for item in extra if "=" not in item or item.startswith("-")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if isinstance(getattr(args, "checkpoint", None), list):  # `--checkpoint A B key=value`: nargs took the override
+        given = list(args.checkpoint)
+        args.checkpoint = [c for c in given if "=" not in c or Path(c).exists()]
+        extra = [c for c in given if c not in args.checkpoint] + extra
+        if not args.checkpoint:
+            parser.error("--checkpoint needs at least one checkpoint file")
     if extra:
         if not hasattr(args, "overrides"):
             parser.error(f"'{args.command}' takes no key=value overrides: {' '.join(extra)}")

@@ -1,8 +1,16 @@
-"""Configuration: defaults, YAML files and `key=value` overrides, with typo detection.
+"""Configuration: defaults, composed pieces, YAML files and `key=value` overrides, with typo detection.
 
-A run's configuration is the merge, in order, of the global defaults, the method's own defaults (under
-`method:`), the YAML file (its `defaults:` list of other YAML files first, relative to it) and the command-line
-overrides. A key that none of the defaults knows is an error naming the key and the nearest valid ones.
+A run's configuration is the merge, in order, of:
+1. the built-in defaults: the global ones below, the method's own (`method.*`, its class's DEFAULTS), the
+   encoder's (`model.<encoder>.*`) and every plug-in's (`plugins.<name>.*`, off by default);
+2. the pieces a run names (`skelssl pretrain --dataset ntu60-xsub --method actclr --encoder stgcn`), in the
+   order encoder, method, dataset: YAML files shipped in skelssl/configs/{encoders,methods,datasets}/;
+3. settings given by code (the demo's short budget);
+4. a YAML file (`--config FILE`), whose `defaults:` list names other files (relative to it) or pieces
+   (`datasets/ntu60-xsub`, `methods/aimclr`, `encoders/stgcn`), merged first;
+5. the command-line overrides (`data.stream=bone`; the stream is always an override).
+A key that none of the defaults knows is an error naming the key and the nearest valid ones; a key that moved
+names its new place.
 """
 
 from __future__ import annotations
@@ -17,14 +25,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 from skelssl.errors import UserError
 
+PIECES_DIR = Path(__file__).resolve().parent / "configs"
+PIECE_GROUPS = ("encoders", "methods", "datasets")  # merge order
+
 BASE_DEFAULTS: dict[str, Any] = {
     "method": {"name": "skeletonclr"},
     "model": {
         "encoder": "stgcn",
-        "hidden_channels": 16,
-        "out_channels": 256,
-        "dropout": 0.5,
-        "edge_importance": True,
         "init": "pytorch",  # "official" = N(0, 0.02) weights, BN N(1, 0.02)
         "init_from": None,  # a pretraining checkpoint whose encoder + projector start a new run
     },
@@ -33,7 +40,6 @@ BASE_DEFAULTS: dict[str, Any] = {
         "root": "data/synthetic",
         "split": "xsub",
         "stream": "joint",
-        "layout": "ntu25",
         "num_workers": 0,
     },
     "optim": {
@@ -76,6 +82,14 @@ BASE_DEFAULTS: dict[str, Any] = {
     "resume": False,
 }
 
+# Keys of earlier versions: where they went (None: removed, with the reason).
+MOVED_KEYS: dict[str, str | None] = {
+    **{f"model.{key}": f"model.stgcn.{key}" for key in
+       ("hidden_channels", "out_channels", "dropout", "edge_importance", "temporal_kernel", "official_graph")},
+    "data.layout": None,
+}
+REMOVED_BECAUSE = {"data.layout": "the skeleton layout comes from the prepared dataset (its meta.json)"}
+
 
 def _augment_defaults() -> dict[str, Any]:
     from skelssl.transforms.pipelines import AugmentConfig
@@ -83,13 +97,18 @@ def _augment_defaults() -> dict[str, Any]:
     return dataclasses.asdict(AugmentConfig())
 
 
-def defaults_for(method_name: str) -> DictConfig:
-    from skelssl.methods import get_method
+def defaults_for(method_name: str, encoder_name: str = "stgcn") -> DictConfig:
+    """The built-in defaults for a method on an encoder, with every registered plug-in's section."""
+    from skelssl.methods import PLUGINS, get_method
+    from skelssl.models import get_encoder
 
     base = OmegaConf.create(BASE_DEFAULTS)
     base.augment = _augment_defaults()
     base.method = OmegaConf.merge(base.method, get_method(method_name).DEFAULTS)
     base.method.name = method_name
+    base.model.encoder = encoder_name
+    base.model[encoder_name] = dict(get_encoder(encoder_name).DEFAULTS)
+    base.plugins = {name: {"enabled": False, **cls.DEFAULTS} for name, cls in sorted(PLUGINS.items())}
     return base
 
 
@@ -112,10 +131,34 @@ def check_keys(candidate: dict[str, Any], valid: DictConfig, source: str) -> Non
     for key in _flat_keys(candidate):
         if key in valid_keys or any(key.startswith(p + ".") for p in open_prefixes):
             continue
+        if key in MOVED_KEYS:
+            new = MOVED_KEYS[key]
+            reason = f"it is now '{new}'" if new else f"it was removed: {REMOVED_BECAUSE[key]}"
+            raise UserError(f"config key '{key}' in {source}: {reason}")
         near = difflib.get_close_matches(key, sorted(valid_keys), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else \
             "; see `skelssl pretrain --show-config` for every key"
         raise UserError(f"unknown config key '{key}' in {source}{hint}")
+
+
+def piece_names(group: str) -> list[str]:
+    """The shipped pieces of a group ('datasets', 'methods', 'encoders')."""
+    return sorted(p.stem for p in (PIECES_DIR / group).glob("*.yaml"))
+
+
+def piece_path(group: str, name: str) -> Path:
+    path = PIECES_DIR / group / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(f"no {group[:-1]} config '{name}'; shipped: {', '.join(piece_names(group))}")
+    return path
+
+
+def _resolve_include(entry: str, including: Path) -> Path:
+    """A `defaults:` entry: a file relative to the including one, or a shipped piece 'group/name'."""
+    group, _, name = str(entry).partition("/")
+    if group in PIECE_GROUPS and name and not str(entry).endswith((".yaml", ".yml")):
+        return piece_path(group, name)
+    return (including.parent / entry).resolve()
 
 
 def _load_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -133,7 +176,7 @@ def _load_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise UserError(f"config file '{path}' must hold a mapping of keys, not {type(raw).__name__}")
     merged: dict[str, Any] = {}
     for parent in raw.pop("defaults", []) or []:
-        parent_cfg = _load_yaml((path.parent / parent).resolve(), seen + (path.resolve(),))
+        parent_cfg = _load_yaml(_resolve_include(parent, path), seen + (path.resolve(),))
         merged = OmegaConf.to_container(OmegaConf.merge(merged, parent_cfg))
     return OmegaConf.to_container(OmegaConf.merge(merged, raw))
 
@@ -149,26 +192,55 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
         raise UserError(f"cannot parse overrides {items}: {err}") from None
 
 
+def _first(key: str, sources: list[dict[str, Any]], default: str) -> str:
+    for source in sources:
+        value = OmegaConf.select(OmegaConf.create(source), key)
+        if value is not None:
+            return str(value)
+    return default
+
+
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
-                base: dict[str, Any] | None = None) -> DictConfig:
-    """Defaults + method defaults + YAML file + overrides, checked for unknown keys."""
+                base: dict[str, Any] | None = None, *, dataset: str | None = None, method: str | None = None,
+                encoder: str | None = None) -> DictConfig:
+    """Defaults + pieces (encoder, method, dataset) + `base` + YAML file + overrides, checked for unknown keys."""
+    pieces = [(group, name) for group, name in zip(PIECE_GROUPS, (encoder, method, dataset)) if name]
+    piece_cfgs = [(f"the {group[:-1]} config '{name}'", _load_yaml(piece_path(group, name)))
+                  for group, name in pieces]
     file_cfg = _load_yaml(Path(path)) if path else {}
     override_cfg = parse_overrides(overrides)
     base = base or {}
-    method_name = (OmegaConf.select(OmegaConf.create(override_cfg), "method.name")
-                   or OmegaConf.select(OmegaConf.create(file_cfg), "method.name")
-                   or OmegaConf.select(OmegaConf.create(base), "method.name")
-                   or BASE_DEFAULTS["method"]["name"])
-    defaults = defaults_for(str(method_name))
-    check_keys(base, defaults, "the built-in settings")
-    check_keys(file_cfg, defaults, f"'{path}'")
-    check_keys(override_cfg, defaults, "the command line")
+    later_first = [override_cfg, file_cfg, base] + [cfg for _, cfg in reversed(piece_cfgs)]
+    method_name = _first("method.name", later_first, BASE_DEFAULTS["method"]["name"])
+    encoder_name = _first("model.encoder", later_first, BASE_DEFAULTS["model"]["encoder"])
     try:
-        cfg = OmegaConf.merge(defaults, base, file_cfg, override_cfg)
+        defaults = defaults_for(method_name, encoder_name)
+    except UserError as err:
+        raise UserError(f"{err} (in the config)") from None
+    sources = [*piece_cfgs, ("the built-in settings", base), (f"'{path}'", file_cfg),
+               ("the command line", override_cfg)]
+    for source, cfg in sources:
+        check_keys(cfg, defaults, source)
+    try:
+        cfg = OmegaConf.merge(defaults, *[c for _, c in sources])
     except OmegaConfBaseException as err:
         raise UserError(f"invalid config value: {err}") from None
     _validate(cfg)
     return cfg
+
+
+def migrate_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A config saved by an earlier version (in a checkpoint), with moved keys in their new places."""
+    cfg = OmegaConf.create(saved)
+    for old, new in MOVED_KEYS.items():
+        section, _, leaf = old.partition(".")
+        node = cfg.get(section)
+        if node is None or leaf not in node:
+            continue
+        value = node.pop(leaf)
+        if new is not None and OmegaConf.select(cfg, new) is None:
+            OmegaConf.update(cfg, new, value, force_add=True)
+    return OmegaConf.to_container(cfg)
 
 
 def _validate(cfg: DictConfig) -> None:

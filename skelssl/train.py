@@ -12,14 +12,14 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from skelssl.checkpoints import LAST_CHECKPOINT, RunCheckpoint, read_checkpoint
+from skelssl.checkpoints import LAST_CHECKPOINT, RunCheckpoint, check_checkpoint_method, initialize_from_checkpoint
 from skelssl.config import save_config
 from skelssl.data.dataset import SkeletonDataModule
 from skelssl.errors import UserError
 from skelssl.methods import get_method
-from skelssl.methods.base import MoCoMethod
+from skelssl.methods.core.monitor import CollapseMonitor
 
 def default_run_dir(cfg: DictConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -48,7 +48,8 @@ def set_threads(cfg: DictConfig) -> None:
 def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int | None = None,
                   extra_callbacks: list | None = None) -> L.Trainer:
     t = cfg.trainer
-    callbacks: list[Any] = [RunCheckpoint(run_dir / "checkpoints", every_n_epochs=int(t.checkpoint_every_n_epochs))]
+    callbacks: list[Any] = [RunCheckpoint(run_dir / "checkpoints", every_n_epochs=int(t.checkpoint_every_n_epochs)),
+                            CollapseMonitor()]
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     callbacks.extend(extra_callbacks or [])
@@ -112,7 +113,8 @@ def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int 
     layout = datamodule.train_dataset.layout
     method = get_method(cfg.method.name)(cfg, layout=layout, train_data_info={
         "root": str(cfg.data.root), "split": cfg.data.split, "samples": len(datamodule.train_dataset),
-        "num_classes": datamodule.train_dataset.num_classes})
+        "num_classes": datamodule.train_dataset.num_classes,
+        "channels": int(datamodule.train_dataset.data.shape[1])})
     if ckpt is not None:
         check_checkpoint_method(ckpt, cfg.method.name)
     elif cfg.model.get("init_from"):
@@ -120,57 +122,3 @@ def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int 
     trainer = build_trainer(cfg, run_dir, max_epochs=max_epochs, extra_callbacks=callbacks)
     trainer.fit(method, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     return run_dir
-
-
-def initialize_from_checkpoint(method: MoCoMethod, path: str | Path) -> None:
-    """Start `method` from another run's query encoder and projector (`model.init_from`), as the official
-    ActCLR starts from AimCLR's epoch-300 weights. Both the query and the key networks get them (they start
-    identical, as at any start); the queue, optimizer and schedule start fresh. Any method's checkpoint
-    works as long as the encoder and projector have the same shapes."""
-    ckpt = read_checkpoint(path)
-    state = ckpt["state_dict"]
-    for prefix in ("encoder", "projector"):
-        source = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"{prefix}_q.")}
-        query, key_net = getattr(method, f"{prefix}_q"), getattr(method, f"{prefix}_k")  # same structure
-        own = query.state_dict()
-        differ = [k for k in own if k not in source or source[k].shape != own[k].shape]
-        differ += [k for k in source if k not in own]
-        if differ:
-            name = differ[0]
-            theirs = tuple(source[name].shape) if name in source else "absent"
-            ours = tuple(own[name].shape) if name in own else "absent"
-            raise UserError(f"model.init_from='{path}': its {prefix} does not fit this run's: '{name}' is "
-                            f"{theirs} there and {ours} here ({len(differ)} tensors differ); use the same "
-                            "model.* settings and method.feature_dim as the run that wrote it")
-        query.load_state_dict(source)
-        key_net.load_state_dict(source)
-
-
-def check_checkpoint_method(path: str | Path, method_name: str) -> None:
-    ckpt = read_checkpoint(path)
-    found = ckpt["skelssl"].get("method")
-    if found != method_name:
-        raise UserError(f"checkpoint '{path}' was trained with method '{found}', but the config asks for "
-                        f"'{method_name}'; resume with the same method (method.name={found}) or start a new run")
-
-
-def method_from_checkpoint(path: str | Path, overrides: dict[str, Any] | None = None,
-                           load_weights: bool = True) -> MoCoMethod:
-    """Rebuild the pretrained method from a checkpoint.
-
-    load_weights=False gives the random-init baseline: the run's own starting point, drawn again from the
-    run's seed (as `pretrain` draws it), so the baseline is reproducible and shared by every method with
-    the same model settings and seed.
-    """
-    ckpt = read_checkpoint(path)
-    hp = ckpt["hyper_parameters"]
-    cfg = OmegaConf.create(hp["cfg"])
-    if overrides:
-        cfg = OmegaConf.merge(cfg, overrides)
-    with torch.random.fork_rng(devices=[]):  # the caller's global RNG stream is left as it was
-        if not load_weights:
-            torch.manual_seed(int(cfg.trainer.seed))
-        method = get_method(cfg.method.name)(cfg, layout=hp["layout"], train_data_info=hp.get("train_data_info"))
-    if load_weights:
-        method.load_state_dict(ckpt["state_dict"])
-    return method

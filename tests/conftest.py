@@ -34,9 +34,9 @@ def tiny_overrides(root: Path, run_dir: Path, **extra: object) -> list[str]:
     items = {
         "data.root": str(root),
         "run_dir": str(run_dir),
-        "model.hidden_channels": 4,
-        "model.out_channels": 16,
-        "model.dropout": 0.0,
+        "model.stgcn.hidden_channels": 4,
+        "model.stgcn.out_channels": 16,
+        "model.stgcn.dropout": 0.0,
         "method.queue_size": 64,
         "method.feature_dim": 8,
         "method.momentum": 0.9,

@@ -13,7 +13,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
 import torch
 
 from skelssl.checkpoints import LAST_CHECKPOINT

@@ -10,7 +10,8 @@ import torch
 from skelssl.cli import main
 from skelssl.config import load_config
 from skelssl.errors import UserError
-from skelssl.train import LAST_CHECKPOINT, pretrain
+from skelssl.checkpoints import LAST_CHECKPOINT
+from skelssl.train import pretrain
 from tests.conftest import tiny_overrides
 
 
@@ -87,3 +88,25 @@ def test_info_json(capsys, tiny_dataset):
     assert info["joints"] == 25 and info["persons"] == 2 and info["frames"] == 16
     parts = info["splits"]["xsub"]
     assert parts["train"]["samples"] + parts["test"]["samples"] == info["samples"]
+
+
+def test_pretrain_composes_pieces_and_shows_the_config(capsys):
+    assert main(["pretrain", "--dataset", "nwucla-xview", "--method", "actclr", "--encoder", "stgcn",
+                 "data.stream=bone", "--show-config"]) == 0
+    shown = capsys.readouterr().out
+    for line in ("name: actclr", "queue_size: 1024", "dataset: nw-ucla", "stream: bone", "encoder: stgcn",
+                 "hidden_channels: 16", "name: adam"):
+        assert line in shown, line
+    code, _, err = _run(capsys, ["pretrain", "--dataset", "nwucla-xview", "model.hidden_channels=8"])
+    assert code == 2 and "model.stgcn.hidden_channels" in err
+
+
+def test_evaluate_several_checkpoints_in_one_table(capsys, tiny_dataset, tmp_path):
+    runs = [pretrain(load_config(None, tiny_overrides(tiny_dataset, tmp_path / name, **{
+        "trainer.epochs": 1, "data.stream": stream})), command=[]) for name, stream in (("a", "joint"), ("b", "bone"))]
+    assert main(["evaluate", "knn", "--checkpoint", *(str(r / LAST_CHECKPOINT) for r in runs),
+                 "eval.knn_k=[5]"]) == 0
+    out = capsys.readouterr().out
+    assert "joint" in out and "bone" in out and "weighted_k5" in out
+    for run, stream in zip(runs, ("joint", "bone")):  # each run directory holds its own records
+        assert {r["stream"] for r in json.loads((run / "results.json").read_text())} == {stream}

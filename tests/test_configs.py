@@ -1,27 +1,63 @@
-"""Every shipped config loads: no typo in a key, every method and stream known."""
+"""Composed configs: every dataset-split x method x stream combination loads from the shipped pieces, with the
+papers' constants where they belong, and keys that moved or vanished are named."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import itertools
 
 import pytest
 
-from skelssl.config import load_config
+from skelssl.config import load_config, migrate_config, piece_names
+from skelssl.errors import UserError
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*/*.yaml"))
-
-
-def test_configs_exist_for_every_dataset_split_method_and_stream():
-    names = {(p.parent.name, p.stem) for p in CONFIGS}
-    for split in ("ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "synthetic-xsub"):
-        for stream in ("joint", "motion", "bone"):
-            assert (split, f"skeletonclr-{stream}") in names
+DATASETS = ["ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "pkummd1-xsub", "pkummd1-xview",
+            "pkummd2-xsub", "pkummd2-xview", "nwucla-xview", "synthetic-xsub"]
+METHODS = ["skeletonclr", "aimclr", "actclr"]
+STREAMS = ["joint", "motion", "bone"]
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_config_loads(path):
-    cfg = load_config(path)
-    dataset_split = path.parent.name
-    method, stream = path.stem.rsplit("-", 1)
-    assert cfg.method.name == method and cfg.data.stream == stream
-    assert dataset_split.endswith(cfg.data.split)
+def test_the_shipped_pieces():
+    assert piece_names("datasets") == sorted(DATASETS)
+    assert set(METHODS) <= set(piece_names("methods"))
+    assert "stgcn" in piece_names("encoders")
+
+
+@pytest.mark.parametrize("dataset,method,stream", itertools.product(DATASETS, METHODS, STREAMS))
+def test_every_combination_loads(dataset, method, stream):
+    cfg = load_config(None, [f"data.stream={stream}"], dataset=dataset, method=method, encoder="stgcn")
+    name, split = dataset.rsplit("-", 1)
+    assert cfg.method.name == method and cfg.data.stream == stream and cfg.data.split == split
+    assert cfg.model.encoder == "stgcn" and cfg.model.stgcn.hidden_channels == 16
+    assert cfg.trainer.epochs == 300 and cfg.trainer.batch_size == 128
+    small = name in ("nwucla", "synthetic")
+    paper_queue = {"skeletonclr": 32768, "aimclr": 32768, "actclr": 65536}[method]
+    assert cfg.method.queue_size == (1024 if small else paper_queue)
+    assert (cfg.optim.name, cfg.optim.lr) == (("adam", 1e-3) if method == "actclr" else ("sgd", 0.1))
+
+
+def test_precedence_piece_then_file_then_command_line(tmp_path):
+    own = tmp_path / "own.yaml"
+    own.write_text("defaults: [datasets/nwucla-xview, methods/aimclr]\nmethod:\n  queue_size: 512\n"
+                   "trainer:\n  epochs: 20\n")
+    cfg = load_config(own, ["trainer.epochs=7"])
+    assert cfg.method.name == "aimclr" and cfg.data.dataset == "nw-ucla"
+    assert cfg.method.queue_size == 512 and cfg.trainer.epochs == 7
+    assert cfg.method.nnm_start_epoch == 150  # the method's own default
+
+
+def test_moved_and_removed_keys_are_named():
+    with pytest.raises(UserError, match="'model.hidden_channels'.*now 'model.stgcn.hidden_channels'"):
+        load_config(None, ["model.hidden_channels=8"])
+    with pytest.raises(UserError, match="data.layout.*comes from the prepared dataset"):
+        load_config(None, ["data.layout=ntu25"])
+    with pytest.raises(UserError, match="no dataset config 'ntu61-xsub'.*ntu60-xsub"):
+        load_config(None, dataset="ntu61-xsub")
+
+
+def test_a_config_saved_by_an_earlier_version_is_migrated():
+    old = {"model": {"encoder": "stgcn", "hidden_channels": 8, "out_channels": 32, "init": "pytorch"},
+           "data": {"layout": "ntu25", "stream": "joint"}}
+    new = migrate_config(old)
+    assert new["model"] == {"encoder": "stgcn", "init": "pytorch", "stgcn": {"hidden_channels": 8,
+                                                                          "out_channels": 32}}
+    assert new["data"] == {"stream": "joint"}

@@ -70,7 +70,8 @@ class RecordKeys(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         # Callbacks run before the module's own hook, which enqueues: the keys are still pending here.
-        self.keys.append(pl_module.keys_to_enqueue.detach().clone())
+        (name, keys), = pl_module._pending_keys
+        self.keys.append(keys.detach().clone())
 
     def on_train_end(self, trainer, pl_module):
         torch.save({"keys": self.keys, "bank": pl_module.queue.bank.detach().clone(),

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from skelssl.config import load_config
 from skelssl.methods.actclr import similarity_mining_loss
 from skelssl.methods.core import info_nce_logits
-from skelssl.train import LAST_CHECKPOINT, pretrain
+from skelssl.checkpoints import LAST_CHECKPOINT
+from skelssl.train import pretrain
 from tests.conftest import tiny_overrides
 
 

@@ -6,7 +6,8 @@ import torch
 
 from skelssl.config import load_config
 from skelssl.methods import get_method
-from skelssl.train import LAST_CHECKPOINT, pretrain
+from skelssl.checkpoints import LAST_CHECKPOINT
+from skelssl.train import pretrain
 from tests.conftest import tiny_overrides
 
 
@@ -68,7 +69,7 @@ def test_init_from_starts_a_new_method_from_another_runs_encoder(tiny_dataset, t
     import pytest
 
     from skelssl.errors import UserError
-    from skelssl.train import initialize_from_checkpoint
+    from skelssl.checkpoints import initialize_from_checkpoint
 
     source_dir = pretrain(load_config(None, tiny_overrides(tiny_dataset, tmp_path / "aimclr", **{
         "method.name": "aimclr", "trainer.epochs": 1})), command=[])
@@ -85,7 +86,7 @@ def test_init_from_starts_a_new_method_from_another_runs_encoder(tiny_dataset, t
     assert pretrain(cfg, command=[]).joinpath(LAST_CHECKPOINT).is_file()  # and the run itself trains
 
     wider = load_config(None, tiny_overrides(tiny_dataset, tmp_path / "wider", **{
-        **overrides, "model.hidden_channels": 8}))
+        **overrides, "model.stgcn.hidden_channels": 8}))
     with pytest.raises(UserError, match=r"model.init_from=.*encoder does not fit.*blocks\.0\."):
         initialize_from_checkpoint(get_method("actclr")(wider, layout="ntu25"), wider.model.init_from)
 
@@ -95,7 +96,7 @@ def test_random_init_baseline_is_the_runs_own_starting_point(tiny_dataset, tmp_p
     whatever the caller's RNG state, so the random-init rows are reproducible."""
     import lightning as L
 
-    from skelssl.train import method_from_checkpoint
+    from skelssl.checkpoints import method_from_checkpoint
 
     class RecordStart(L.Callback):
         def on_train_start(self, trainer, pl_module):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from skelssl.methods.actionlet import upsample_to_frames
+from skelssl.methods.actclr.actionlet import upsample_to_frames
 from skelssl.skeleton.layouts import Layout
 
 

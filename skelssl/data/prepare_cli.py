@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import time
 import json
-from pathlib import Path
 
 from skelssl.errors import UserError
 
@@ -41,7 +40,7 @@ def _bool_option(text: str) -> bool:
 
 
 def _run_ntu(args: argparse.Namespace) -> int:
-    from skelssl.data.ntu import prepare_ntu
+    from skelssl.data.ntu_prepare import prepare_ntu
     from skelssl.data.ntu_preprocess import recipe_from_preset
 
     recipe = recipe_from_preset(args.preset, read_bodies=args.read_bodies, bodies=args.bodies,

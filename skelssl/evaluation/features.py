@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -79,3 +79,28 @@ def extract_features(
     if not chunks:
         return torch.empty(0, 0)
     return torch.cat(chunks)
+
+
+def encode_splits(method: Any, cfg: Any, device: torch.device, progress: bool = False) -> dict[str, Any]:
+    """Backbone features of the train and test parts of cfg.data (computed once, reused by every protocol)."""
+    from skelssl.data.dataset import SkeletonDataset
+    from skelssl.transforms.streams import to_stream
+
+    train = SkeletonDataset(cfg.data.root, cfg.data.split, "train")
+    test = SkeletonDataset(cfg.data.root, cfg.data.split, "test")
+    encoder = method.backbone.to(device)
+    layout, stream = method.layout, cfg.data.stream
+
+    def transform(x: Tensor) -> Tensor:
+        return to_stream(x, stream, layout)
+
+    bs = int(cfg.eval.batch_size)
+    return {
+        "train_feats": extract_features(encoder, train.array(), batch_size=bs, device=device,
+                                        transform=transform, progress=progress),
+        "test_feats": extract_features(encoder, test.array(), batch_size=bs, device=device,
+                                       transform=transform, progress=progress),
+        "train_labels": torch.as_tensor(train.labels),
+        "test_labels": torch.as_tensor(test.labels),
+        "num_classes": train.num_classes,
+    }

@@ -1,22 +1,23 @@
-"""Pretraining methods, by name."""
+"""Pretraining methods and plug-ins, by name.
+
+Families: `skeletonclr.py` (MoCo v2 on skeletons), `aimclr/`, `actclr/`; what they share is in `core/`.
+"""
 
 from __future__ import annotations
 
 from skelssl.methods.actclr import ActCLR
 from skelssl.methods.aimclr import AimCLR
-from skelssl.methods.base import MoCoMethod
+from skelssl.methods.core import PLUGINS, MoCoMethod, Plugin, register_plugin
 from skelssl.methods.skeletonclr import SkeletonCLR
+from skelssl.registry import Registry
 
-METHODS: dict[str, type[MoCoMethod]] = {
-    SkeletonCLR.name: SkeletonCLR,
-    AimCLR.name: AimCLR,
-    ActCLR.name: ActCLR,
-}
+__all__ = ["METHODS", "get_method", "register_method", "PLUGINS", "Plugin", "register_plugin", "MoCoMethod"]
+
+METHODS = Registry("method", "method.name")
+for _method in (SkeletonCLR, AimCLR, ActCLR):
+    METHODS.register(_method)
+register_method = METHODS.register
 
 
 def get_method(name: str) -> type[MoCoMethod]:
-    if name not in METHODS:
-        from skelssl.errors import UserError
-
-        raise UserError(f"unknown method '{name}'; known methods: {', '.join(sorted(METHODS))}")
-    return METHODS[name]
+    return METHODS.lookup(name)

@@ -6,8 +6,8 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from skelssl.methods.base import MoCoMethod
-from skelssl.methods.core import info_nce_loss
+from skelssl.methods.core.base import MoCoMethod
+from skelssl.methods.core.losses import info_nce_loss
 
 
 class SkeletonCLR(MoCoMethod):
@@ -29,8 +29,11 @@ class SkeletonCLR(MoCoMethod):
         x = batch["x"]
         query_view = self.to_stream(self.augment_normal(x))
         key_view = self.to_stream(self.augment_normal(x))
-        _, z_query = self.encode_query(query_view)
+        h, z_query = self.encode_query(query_view)
+        self.watch(backbone=h, projector=z_query)
         z_key = self.encode_key(key_view)
-        loss = info_nce_loss(z_query, z_key, self.queue.bank, self.cfg.method.temperature)  # eq. 1
-        self.keys_to_enqueue = z_key
+        self.expose(query=z_query, key=z_key)
+        bank, keep = self.negatives(z_query, z_key)
+        loss = info_nce_loss(z_query, z_key, bank, self.cfg.method.temperature, keep)  # eq. 1
+        self.enqueue(z_key)
         return loss, {"info_nce": loss.detach()}

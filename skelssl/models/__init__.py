@@ -1,21 +1,31 @@
-"""Encoders and their registry."""
+"""Encoders behind one interface (models.base), their registry, and how a config builds one."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
-from torch import nn
-
+from skelssl.models.base import DenseEncoder, Encoder
+from skelssl.models.pooling import pool
 from skelssl.models.stgcn import STGCN, init_official_
+from skelssl.registry import Registry
 from skelssl.skeleton.layouts import Layout
 
-__all__ = ["ENCODERS", "build_encoder", "STGCN", "init_official_"]
+__all__ = ["ENCODERS", "register_encoder", "get_encoder", "build_encoder", "Encoder", "DenseEncoder", "STGCN",
+           "init_official_", "pool"]
 
-ENCODERS: dict[str, type[nn.Module]] = {"stgcn": STGCN}
+ENCODERS = Registry("encoder", "model.encoder")
+ENCODERS.register(STGCN)
+register_encoder = ENCODERS.register
 
 
-def build_encoder(name: str, layout: Layout | str, **kwargs: Any) -> nn.Module:
-    """An encoder by registry name, e.g. build_encoder("stgcn", NTU25, hidden_channels=16)."""
-    if name not in ENCODERS:
-        raise ValueError(f"unknown encoder '{name}'; known encoders: {', '.join(sorted(ENCODERS))}")
-    return ENCODERS[name](layout, **kwargs)
+def get_encoder(name: str) -> type[Encoder]:
+    return ENCODERS.lookup(name)
+
+
+def build_encoder(model_cfg: Mapping[str, Any], layout: Layout | str, in_channels: int = 3) -> Encoder:
+    """The encoder a config's `model` section describes: `model.encoder` names it, `model.<name>.*` holds its
+    settings, `model.init` the initialisation ("pytorch" or "official")."""
+    name = str(model_cfg["encoder"])
+    cls = get_encoder(name)
+    settings = dict(model_cfg.get(name) or {})
+    return cls(layout, in_channels=in_channels, init=model_cfg.get("init", "pytorch"), **settings)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from skelssl.models.base import DenseEncoder
 from skelssl.models.fused import batch_norm_act, can_fuse, can_fuse_graph, graph_conv
 from skelssl.models.graph import spatial_partition
 from skelssl.skeleton.layouts import Layout, get_layout
@@ -226,8 +227,8 @@ class STGCNBlock(nn.Module):
         return batch_norm_act(hidden, bn_out, dropout_p=p, residual=residual, relu=True)
 
 
-class STGCN(nn.Module):
-    """ST-GCN encoder: (N, C, T, V, M) -> (N, out_channels).
+class STGCN(DenseEncoder):
+    """ST-GCN encoder: (N, C, T, V, M) -> (N, out_channels); dense features (N, M, out_channels, T', V).
 
     layout: a Layout or its name ('ntu25', 'kinect20'); the graph is its spatial partition (3 subsets).
     init: "pytorch" keeps PyTorch's default init (our default; the official N(0, 0.02) init starts the
@@ -237,6 +238,11 @@ class STGCN(nn.Module):
     generator: optional seeded generator for the "official" init.
     """
 
+    name = "stgcn"
+    # model.stgcn.* keys and their defaults (the SkeletonCLR / AimCLR / ActCLR configuration)
+    DEFAULTS = {"hidden_channels": 16, "out_channels": 256, "temporal_kernel": 9, "dropout": 0.5,
+                "edge_importance": True, "official_graph": False}
+
     def __init__(self, layout: Layout | str, in_channels: int = 3, hidden_channels: int = 16,
                  out_channels: int = 256, temporal_kernel: int = 9, dropout: float = 0.5,
                  edge_importance: bool = True, init: Literal["pytorch", "official"] = "pytorch",
@@ -245,6 +251,7 @@ class STGCN(nn.Module):
         self.layout = get_layout(layout)
         self.in_channels = in_channels
         self.out_channels = out_channels
+        self.feature_dim = out_channels
         self.temporal_kernel = temporal_kernel
         adjacency = torch.from_numpy(spatial_partition(self.layout, official_code=official_graph))
         self.register_buffer("adjacency", adjacency)
@@ -295,22 +302,3 @@ class STGCN(nn.Module):
             x = block(x, adjacency)
         return x.view(n, m, *x.shape[1:])
 
-    @staticmethod
-    def pool(dense: Tensor, weights: Tensor | None = None) -> Tensor:
-        """(N, M, C', T', V) -> (N, C'): average over (T', V), then mean over persons.
-
-        weights: optional (N, T', V) or (N, M, T', V) non-negative weights for a weighted average over
-        (T', V) (ActCLR's SAFP); they are normalised here to sum 1 over (T', V) per sample (and person).
-        """
-        if weights is None:
-            return dense.mean(dim=(3, 4)).mean(dim=1)
-        if weights.dim() == 3:
-            weights = weights.unsqueeze(1)
-        if weights.dim() != 4:
-            raise ValueError(f"pool weights must be (N, T', V) or (N, M, T', V), got {tuple(weights.shape)}")
-        weights = weights / weights.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
-        weights = weights.expand(dense.shape[0], dense.shape[1], *weights.shape[2:])
-        return torch.einsum("nmctv,nmtv->nmc", dense, weights).mean(dim=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.pool(self.features(x))

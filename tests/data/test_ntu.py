@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skelssl.data.ntu import (NTU60_XSUB_TRAIN_PERFORMERS, ntu_splits, parse_sample_name, prepare_ntu,
-                              read_skeleton_file)
+from skelssl.data.ntu import NTU60_XSUB_TRAIN_PERFORMERS, ntu_splits, parse_sample_name, read_skeleton_file
+from skelssl.data.ntu_prepare import prepare_ntu
 from skelssl.data.ntu_preprocess import (PRESETS, NtuRecipe, align_shoulders_per_frame, preprocess_skeleton,
                                          recipe_from_preset, resample_linear)
 from skelssl.data.prepared import BadInputError, load_meta, open_data

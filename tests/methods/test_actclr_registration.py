@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from skelssl.methods.actclr import ActCLR
-from skelssl.methods.actionlet import upsample_to_frames
-from skelssl.methods.mats import mats
+from skelssl.methods.actclr.actionlet import upsample_to_frames
+from skelssl.methods.actclr.mats import mats
 from skelssl.skeleton.layouts import NTU25
 from skelssl.transforms.pipelines import extreme_augment, normal_augment
 from skelssl.transforms.spatial import spatial_flip
@@ -115,8 +115,8 @@ def test_actionlet_pass_is_repeatable_and_moves_no_statistics():
     and the offline encoder's BatchNorm running statistics stay as they were."""
     torch.manual_seed(0)
     cfg = tiny_config(ActCLR, anchor="batch")
-    cfg.model.dropout = 0.5
-    cfg.model.hidden_channels = 8
+    cfg.model.stgcn.dropout = 0.5
+    cfg.model.stgcn.hidden_channels = 8
     method = ActCLR(cfg, "ntu25").train()
     x = method.to_stream(tiny_batch(n=8)["x"])
     stats = {k: v.clone() for k, v in method.encoder_k.state_dict().items() if "running" in k}
@@ -131,7 +131,7 @@ def test_actionlet_pass_is_repeatable_and_moves_no_statistics():
 def test_safp_pools_the_key_view_with_the_actionlet_on_its_own_frames(monkeypatch):
     """The key view is crop-shifted: SAFP (eq. 8) must weight the key's feature frames by the actionlet of
     the frames the key view actually shows, read here from position-coded data."""
-    import skelssl.methods.actclr as actclr_module
+    import skelssl.methods.actclr.actclr as actclr_module
 
     torch.manual_seed(0)
     cfg = tiny_config(ActCLR, anchor="batch")

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
-from skelssl.config import BASE_DEFAULTS
+from skelssl.config import defaults_for
 from skelssl.methods.aimclr import AimCLR
-from skelssl.methods.core import update_momentum
-from skelssl.transforms.pipelines import AugmentConfig
 
 
 def tiny_config(method_cls, **method_overrides):
-    cfg = OmegaConf.create(BASE_DEFAULTS)
-    cfg.augment = dataclasses.asdict(AugmentConfig())
-    cfg.method = OmegaConf.merge(cfg.method, method_cls.DEFAULTS, {"name": method_cls.name, "queue_size": 64},
-                                 method_overrides)
-    cfg.model.hidden_channels = 4
-    cfg.model.out_channels = 16
-    cfg.model.dropout = 0.0
+    cfg = defaults_for(method_cls.name)
+    cfg.method = OmegaConf.merge(cfg.method, {"queue_size": 64}, method_overrides)
+    cfg.model.stgcn.hidden_channels = 4
+    cfg.model.stgcn.out_channels = 16
+    cfg.model.stgcn.dropout = 0.0
     return cfg
 
 
@@ -64,9 +59,7 @@ def train_steps(method, batch, steps: int, lr: float, rng_state, bank) -> list[f
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        method.queue.enqueue(method.keys_to_enqueue)
-        update_momentum(method.encoder_q, method.encoder_k, method.cfg.method.momentum)
-        update_momentum(method.projector_q, method.projector_k, method.cfg.method.momentum)
+        method.after_optimizer_step()  # enqueue and momentum, as after every training step
         losses.append(loss.item())
     return losses
 
@@ -81,7 +74,7 @@ def test_aimclr_loss_falls_on_a_fixed_batch(nnm_start_epoch):
     bank = hard_bank(method, batch)
     before, logs = loss_on_fixed_views(method, batch, rng_state, bank)
     assert ("nnm" in logs) == (nnm_start_epoch == 0) and ("info_nce" in logs) != (nnm_start_epoch == 0)
-    assert method.keys_to_enqueue.shape == (8, 128)
+    assert [(name, keys.shape) for name, keys in method._pending_keys] == [("queue", (8, 128))]
     train_steps(method, batch, steps=8, lr=3e-3, rng_state=rng_state, bank=bank)
     after, _ = loss_on_fixed_views(method, batch, rng_state, bank)
     assert torch.isfinite(torch.tensor([before, after])).all()

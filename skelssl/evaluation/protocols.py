@@ -1,0 +1,94 @@
+"""The protocol registry: every evaluation protocol by name, each turning one model into result records.
+
+A protocol gets an `EvalContext` (the model, its config, the device) and returns records in percent. Frozen-
+feature protocols (KNN, linear probe) read `context.features`, computed once per model and shared. The CLI
+takes its choices from `PROTOCOLS`; a new protocol is one class registered here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from omegaconf import DictConfig
+
+from skelssl.evaluation.features import encode_splits
+from skelssl.evaluation.knn import knn_evaluate
+from skelssl.evaluation.linear import LinearProbeConfig, linear_probe
+from skelssl.evaluation.results import ResultRecord
+from skelssl.registry import Registry
+
+__all__ = ["EvalContext", "Protocol", "PROTOCOLS", "register_protocol", "get_protocol"]
+
+
+@dataclass
+class EvalContext:
+    """One model under evaluation: `method` (a pretrained or random-init method), its config, where to run."""
+
+    method: Any
+    cfg: DictConfig
+    model_name: str
+    device: torch.device
+    progress: bool = False
+    dataset_name: str = ""
+    _features: dict[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def features(self) -> dict[str, Any]:
+        """Frozen backbone features of the train and test parts (computed on first use, then cached)."""
+        if self._features is None:
+            self._features = encode_splits(self.method, self.cfg, self.device, progress=self.progress)
+        return self._features
+
+    def record(self, protocol: str, metric: str, fraction: float) -> ResultRecord:
+        return ResultRecord.from_fraction(dataset=self.dataset_name or self.cfg.data.dataset,
+                                          split=self.cfg.data.split, model=self.model_name,
+                                          stream=self.cfg.data.stream, protocol=protocol, metric=metric,
+                                          fraction=fraction)
+
+
+class Protocol:
+    name: ClassVar[str] = ""
+    help: ClassVar[str] = ""
+
+    def run(self, context: EvalContext) -> list[ResultRecord]:  # pragma: no cover - every protocol overrides it
+        raise NotImplementedError
+
+
+class KnnProtocol(Protocol):
+    name = "knn"
+    help = "1-NN (cosine) and weighted k-NN (k in eval.knn_k) on frozen features"
+
+    def run(self, context: EvalContext) -> list[ResultRecord]:
+        f, e = context.features, context.cfg.eval
+        accs = knn_evaluate(f["train_feats"], f["train_labels"], f["test_feats"], f["test_labels"],
+                            f["num_classes"], ks=tuple(e.knn_k), temperature=float(e.knn_temperature))
+        return [context.record("knn", metric, value) for metric, value in accs.items()]
+
+
+class LinearProtocol(Protocol):
+    name = "linear"
+    help = "a linear classifier on frozen features (eval.linear_*)"
+
+    def run(self, context: EvalContext) -> list[ResultRecord]:
+        f, e, device = context.features, context.cfg.eval, context.device
+        probe_cfg = LinearProbeConfig(epochs=int(e.linear_epochs), lr=float(e.linear_lr),
+                                      momentum=float(e.linear_momentum), weight_decay=float(e.linear_weight_decay),
+                                      milestones=tuple(e.linear_milestones), batch_size=int(e.linear_batch_size),
+                                      eval_every=int(e.linear_eval_every), standardize=bool(e.linear_standardize),
+                                      seed=int(context.cfg.trainer.seed))
+        out = linear_probe(f["train_feats"].to(device), f["train_labels"].to(device), f["test_feats"].to(device),
+                           f["test_labels"].to(device), f["num_classes"], probe_cfg, progress=context.progress)
+        return [context.record("linear", "top1", out["final_top1"]),
+                context.record("linear", "best_top1", out["best_top1"])]
+
+
+PROTOCOLS = Registry("protocol")
+register_protocol = PROTOCOLS.register
+for _protocol in (KnnProtocol(), LinearProtocol()):
+    register_protocol(_protocol)
+
+
+def get_protocol(name: str) -> Protocol:
+    return PROTOCOLS.lookup(name)

@@ -1,0 +1,86 @@
+"""Evaluate one or several checkpoints with any protocols: load -> encode -> protocols (-> random-init baseline).
+
+The one path the CLI (`skelssl evaluate`), the demo and `benchmarks/compare_methods.py` take.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+from omegaconf import OmegaConf
+
+from skelssl.checkpoints import method_from_checkpoint, read_checkpoint
+from skelssl.config import check_keys
+from skelssl.evaluation.protocols import EvalContext, get_protocol
+from skelssl.evaluation.results import ResultRecord
+
+__all__ = ["pick_device", "evaluate_checkpoints", "evaluate_method"]
+
+
+def pick_device(accelerator: str = "auto") -> torch.device:
+    """CUDA when asked for (or "auto") and present, else the CPU."""
+    if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _dataset_name(cfg: Any) -> str:
+    """The dataset's own name (meta.json), not the config's label for it."""
+    from skelssl.data.prepared import load_meta
+
+    try:
+        return load_meta(cfg.data.root).dataset
+    except Exception:  # noqa: BLE001 - the protocols report a missing dataset themselves
+        return str(cfg.data.dataset)
+
+
+def evaluate_method(method: Any, protocols: Sequence[str], model_name: str, device: torch.device,
+                    progress: bool = False) -> list[ResultRecord]:
+    """Records of `protocols` for one built method (pretrained or random-init)."""
+    context = EvalContext(method=method, cfg=method.cfg, model_name=model_name, device=device, progress=progress,
+                          dataset_name=_dataset_name(method.cfg))
+    records: list[ResultRecord] = []
+    for name in protocols:
+        records += get_protocol(name).run(context)
+    return records
+
+
+def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[str],
+                         overrides: dict[str, Any] | None = None, *, with_random_init: bool = False,
+                         device: torch.device | None = None, progress: bool = False,
+                         announce: bool = False,
+                         per_checkpoint: dict[Path, list[ResultRecord]] | None = None) -> list[ResultRecord]:
+    """Records of every protocol for every checkpoint (model name: its method), and once per distinct
+    architecture, seed and data, the random-init baseline (model "random_init") when asked for.
+
+    overrides: data.* / eval.* / trainer.* values applied to each checkpoint's saved config (checked for typos).
+    per_checkpoint: if given, filled with each checkpoint's own records (its baseline included).
+    """
+    for name in protocols:
+        get_protocol(name)  # an unknown protocol fails before any work
+    records: list[ResultRecord] = []
+    baselines_done: set[str] = set()
+    for path in checkpoints:
+        saved = OmegaConf.create(read_checkpoint(path)["hyper_parameters"]["cfg"])
+        if overrides:
+            check_keys(overrides, saved, "the command line")
+        cfg = OmegaConf.merge(saved, overrides or {})
+        run_device = device or pick_device(str(cfg.trainer.accelerator))
+        models = [(str(cfg.method.name), True)]
+        baseline_key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.data),
+                                   int(cfg.trainer.seed), cfg.method.feature_dim], sort_keys=True, default=str)
+        if with_random_init and baseline_key not in baselines_done:
+            baselines_done.add(baseline_key)
+            models.append(("random_init", False))
+        for model_name, load_weights in models:
+            if announce:
+                print(f"[evaluate] {model_name} ({', '.join(protocols)}) from {path} ...", flush=True)
+            method = method_from_checkpoint(path, overrides, load_weights=load_weights)
+            found = evaluate_method(method, protocols, model_name, run_device, progress=progress)
+            records += found
+            if per_checkpoint is not None:
+                per_checkpoint.setdefault(Path(path), []).extend(found)
+    return records

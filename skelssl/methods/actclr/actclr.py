@@ -1,0 +1,183 @@
+"""ActCLR (Lin, Zhang & Liu, CVPR 2023): actionlet-dependent contrastive learning on the shared MoCo core."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from skelssl.methods.actclr.actionlet import (ActionletSelector, AverageMotionAnchor, anchor_similarity_objective,
+                                              dataset_average, upsample_to_frames)
+from skelssl.methods.actclr.mats import mats
+from skelssl.methods.actclr.safp import safp_pool
+from skelssl.methods.core.base import MoCoMethod
+from skelssl.methods.core.losses import distribution_cross_entropy, remove_entries, similarity_to_bank
+from skelssl.models.passes import side_effect_free
+from skelssl.models.pooling import pool
+from skelssl.transforms.tracking import ViewTracker, downsample_frames
+
+__all__ = ["ActCLR", "similarity_mining_loss"]
+
+
+def similarity_mining_loss(z_query: Tensor, z_key: Tensor, bank: Tensor, tau_query: float = 0.1,
+                           tau_key: float = 0.04, *, topk: int = 0, exclude_above: float | None = None,
+                           square_query: bool = False, keep: Tensor | None = None) -> Tensor:
+    """Eq. 9: −p_k · log p_q with p = SoftMax(sim(z, M) / τ) over the memory bank M, batch mean.
+
+    Official-code options (off by default): `exclude_above` sets key similarities above it to −1 (near-
+    duplicates of the key), `topk` keeps only the key's top-k bank entries on both sides, `square_query`
+    squares the query similarities before the temperature. keep: (N, K) bank entries each query may use
+    (MoCoMethod.negatives), None for all.
+    """
+    sim_q = similarity_to_bank(z_query, bank)  # float32 under mixed precision too
+    with torch.no_grad():
+        sim_k = similarity_to_bank(z_key, bank)
+        if exclude_above is not None:
+            sim_k = sim_k.masked_fill(sim_k > exclude_above, -1.0)
+    if square_query:
+        sim_q = sim_q.pow(2)
+    logits_k, logits_q = remove_entries(sim_k / tau_key, keep), remove_entries(sim_q / tau_query, keep)
+    if topk and topk < bank.shape[0]:
+        logits_k, index = logits_k.topk(topk, dim=1)
+        logits_q = logits_q.gather(1, index)
+    return distribution_cross_entropy(logits_k, logits_q)
+
+
+class ActCLR(MoCoMethod):
+    """ActCLR (ActCLR §3, "Training Overview" steps 1-6), one overridable method per step.
+
+    1) MoCo v2 online/offline encoders. 2) `actionlet`: the offline encoder finds the actionlet A of the
+    original sequence X (§3.1; static anchor = the training-set average motion, eq. 2, computed at fit start).
+    3) `views`: two normal views X_q, X_k; `transform_query`: MATS (eqs. 6-7) on X_q. 4) z_q =
+    g_q(GAP(f_q(MATS(X_q)))), `encode_offline`: z_k = g_k(SAFP(f_k(X_k))) (eq. 8). 5) FIFO bank of z_k.
+    6) `mining_loss`: similarity mining (eq. 9), τq 0.1, τk 0.04.
+    Paper constants: ST-GCN hidden 16, 256 -> 128, Adam, batch 128. The paper gives no queue size or key
+    momentum: 65536 (official config) and 0.999 (MoCo v2 / AimCLR).
+
+    The actionlet is computed once on X and moved with each view's crops and flips (transforms.tracking), so
+    MATS and SAFP use it on the frames and joints where it was found.
+
+    Eq. 9 is the whole loss: it matches the query's similarity distribution to the key's, and nothing in it
+    pushes against a collapse (identical outputs give uniform distributions on both sides, which match).
+    From scratch on small data it can collapse (see docs/results.md); the official code starts from AimCLR's
+    weights, which `model.init_from` reproduces.
+    """
+
+    name: ClassVar[str] = "actclr"
+    requires_dense_features: ClassVar[bool] = True  # actionlets and SAFP live on the (T', V) feature map
+    RENAMED_STATE: ClassVar[dict[str, str]] = {"selector.anchor": "static_anchor.sequence"}
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "queue_size": 65536,
+        "momentum": 0.999,
+        "feature_dim": 128,
+        "temperature_query": 0.1,      # τq, eq. 9
+        "temperature_key": 0.04,       # τk, eq. 9
+        "anchor": "dataset",           # "dataset" = eq. 2 (paper); "batch" = batch mean (official code)
+        "actionlet_threshold": 0.5,    # on the max-normalised A of eq. 5
+        "actionlet_smooth": True,      # G of eq. 5
+        "actionlet_soft": False,       # use the normalised scores instead of the thresholded region
+        "safp": "paper",               # "paper" = eq. 8; "code" = global_mix·GAP + (1-global_mix)·SAFP
+        "safp_global_mix": 0.5,
+        "adain_p": 0.5,
+        "noise_std": 0.05,             # "larger" noise of T_non (Table 7's best, 0.05)
+        "mix_probs": [0.25, 0.5, 0.25],  # Mixup, CutMix, ResizeMix
+        "mix_parts": [2, 3],
+        "mix_blocks": [3, 5],
+        "mix_block_frames": 4,
+        "mining_topk": 0,              # 0 = the whole bank (paper); official code 8192
+        "mining_exclude_above": None,  # official code 0.95
+        "mining_square_query": False,  # official code squares the query similarities
+    }
+
+    def __init__(self, cfg, layout, train_data_info=None):
+        super().__init__(cfg, layout, train_data_info)
+        m = self.cfg.method
+        self.static_anchor = AverageMotionAnchor(source=m.anchor)
+        self.selector = ActionletSelector(self.layout, threshold=m.actionlet_threshold, smooth=m.actionlet_smooth)
+        self.last_actionlet: Tensor | None = None  # (N, M, T', V) of the last step, for analysis
+
+    # ----- static anchor (eq. 2) ---------------------------------------------------------------------------
+    def update_anchor(self, data: Any, rows: Any = None) -> None:
+        """Recompute the average motion X̄ over a (N, C, T, V, M) array or memmap of training sequences
+        (optionally only its `rows`); call again whenever the training data changes."""
+        average = dataset_average(data, rows=rows).to(self.device)
+        self.static_anchor.set(self.to_stream(average.unsqueeze(0))[0])  # streams are linear in X
+
+    def on_fit_start_hook(self) -> None:
+        if self.cfg.method.anchor != "dataset" or self.static_anchor.is_set:
+            return  # batch anchor, or resumed from a checkpoint that holds the anchor
+        datamodule = getattr(self.trainer, "datamodule", None)
+        dataset = getattr(datamodule, "train_dataset", None)
+        data = getattr(dataset, "data", None)
+        if data is None:
+            raise RuntimeError("ActCLR with method.anchor=dataset needs the training data "
+                               "(trainer.datamodule.train_dataset.data) to compute the average motion; "
+                               "call update_anchor(data) first or set method.anchor=batch")
+        indices = getattr(dataset, "indices", None)
+        rows = None if indices is None or data.shape[0] == len(dataset) else indices  # memmap of all samples
+        self.update_anchor(data, rows)
+
+    # ----- the steps -----------------------------------------------------------------------------------------
+    def actionlet(self, x_stream: Tensor) -> Tensor:
+        """Step 2: the actionlet (N, M, T', V) of the offline encoder for sequences already in the input stream.
+
+        A side-effect-free pass: no dropout (the mask of a sequence is the same from pass to pass) and the
+        offline encoder's BatchNorm statistics do not move. The anchor goes through the encoder in the same
+        batch as x, so BatchNorm normalises both with the same statistics."""
+        with side_effect_free(self.encoder_k, self.projector_k):
+            with torch.no_grad():
+                dense = self.encoder_k.features(torch.cat([x_stream, self.static_anchor.sequence_for(x_stream)]))
+                z_anchor = self.projector_k(pool(dense[-1:]))  # z̄, eq. 3
+            objective = anchor_similarity_objective(self.projector_k, z_anchor)  # −sim(z, z̄), eq. 3
+            scores, mask = self.selector.select(dense[:-1], objective)
+        return scores if self.cfg.method.actionlet_soft else mask
+
+    def views(self, x: Tensor) -> tuple[Tensor, Tensor, ViewTracker, ViewTracker]:
+        """Step 3: the query and key views X_q, X_k (normal augmentations) and where their positions came from."""
+        query_tracker, key_tracker = ViewTracker.for_batch(x), ViewTracker.for_batch(x)
+        x_query = self.augment_normal(x, tracker=query_tracker)
+        x_key = self.augment_normal(x, tracker=key_tracker)
+        return x_query, x_key, query_tracker, key_tracker
+
+    def transform_query(self, x_query: Tensor, actionlet_frames: Tensor, tracker: ViewTracker) -> Tensor:
+        """Step 3: MATS (eqs. 6-7) with the actionlet at the input frame rate, in the batch's coordinates."""
+        m = self.cfg.method
+        x_trans, _ = mats(x_query, actionlet_frames, self.generator, self.layout, extreme=self.augment_extreme,
+                          tracker=tracker, adain_p=float(m.adain_p), noise_std=float(m.noise_std),
+                          mix_probs=list(m.mix_probs), mix_parts=list(m.mix_parts), mix_blocks=list(m.mix_blocks),
+                          mix_block_frames=int(m.mix_block_frames))
+        return x_trans
+
+    @torch.no_grad()
+    def encode_offline(self, x_key: Tensor, actionlet_frames: Tensor, tracker: ViewTracker) -> Tensor:
+        """Step 4, offline: z_k = g_k(SAFP(f_k(X_k))) (eq. 8), the actionlet on the key view's own frames."""
+        m = self.cfg.method
+        dense_key = self.encoder_k.features(self.to_stream(x_key))
+        key_actionlet = downsample_frames(tracker.carry(actionlet_frames), dense_key.shape[3])
+        pooled = safp_pool(dense_key, key_actionlet, m.safp, float(m.safp_global_mix))
+        return F.normalize(self.projector_k(pooled), dim=1)
+
+    def mining_loss(self, z_query: Tensor, z_key: Tensor) -> Tensor:
+        """Step 6: similarity mining over the bank (eq. 9)."""
+        m = self.cfg.method
+        bank, keep = self.negatives(z_query, z_key)
+        return similarity_mining_loss(z_query, z_key, bank, float(m.temperature_query), float(m.temperature_key),
+                                      topk=int(m.mining_topk), exclude_above=m.mining_exclude_above,
+                                      square_query=bool(m.mining_square_query), keep=keep)
+
+    def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
+        x = batch["x"]
+        actionlet = self.actionlet(self.to_stream(x))  # step 2: on the original X
+        actionlet_frames = upsample_to_frames(actionlet, x.shape[2])
+        x_query, x_key, query_tracker, key_tracker = self.views(x)  # step 3
+        x_trans = self.transform_query(x_query, actionlet_frames, query_tracker)
+        h_query, z_query = self.encode_query(self.to_stream(x_trans))  # step 4, online: GAP
+        self.watch(backbone=h_query, projector=z_query)
+        z_key = self.encode_offline(x_key, actionlet_frames, key_tracker)
+        self.expose(query=z_query, key=z_key)
+        loss = self.mining_loss(z_query, z_key)  # step 6
+        self.enqueue(z_key)  # step 5
+        self.last_actionlet = actionlet.detach()
+        return loss, {"similarity_mining": loss.detach(), "actionlet_fraction": actionlet.mean().detach()}

@@ -1,0 +1,99 @@
+"""AimCLR (Guo et al., AAAI 2022): extreme augmentations, EADM, D³M loss and nearest-neighbour mining."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from skelssl.methods.aimclr.eadm import EnergyAttentionDrop
+from skelssl.methods.aimclr.nnm import nearest_neighbor_positives, nnm_loss
+from skelssl.methods.core.base import MoCoMethod
+from skelssl.methods.core.losses import distribution_cross_entropy, info_nce_logits
+from skelssl.methods.skeletonclr import SkeletonCLR
+from skelssl.models.pooling import pool
+
+__all__ = ["AimCLR", "d3m_loss"]
+
+
+def d3m_loss(logits_normal: Tensor, logits_extreme: Tensor, logits_drop: Tensor) -> Tensor:
+    """L_D = ½ (L_d1 + L_d2) (eqs. 7-8): the normal query's distribution over {z} ∪ M (eqs. 4-5), detached,
+    supervises those of the extreme and the dropped-extreme queries. All logits already divided by τ."""
+    return 0.5 * (distribution_cross_entropy(logits_normal, logits_extreme)
+                  + distribution_cross_entropy(logits_normal, logits_drop))
+
+
+class AimCLR(MoCoMethod):
+    """AimCLR on the shared MoCo v2 core (AimCLR §3).
+
+    Views (§3.2): key x and query x̂ by the normal augmentations (shear + crop), x̃ by the eight extreme ones.
+    EADM (§3.3) drops the most important joints/frames of the query encoder's last feature map of x̃, giving
+    z̃_drop from the same forward pass as z̃. Loss (§3.5): stage 1 α·InfoNCE + β·L_D, from epoch
+    `nnm_start_epoch` (0-based; 150 of 300 in the paper) α·L_N + β·L_D, α = β = 1.
+    Constants (§4.2): queue 32768, m 0.999, τ 0.07, 128-d, NNM k = 1.
+    """
+
+    name: ClassVar[str] = "aimclr"
+    requires_dense_features: ClassVar[bool] = True  # EADM drops joints and frames of the last feature map
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        **SkeletonCLR.DEFAULTS,    # the MoCo constants of §4.2 are SkeletonCLR's
+        "info_weight": 1.0,        # α
+        "d3m_weight": 1.0,         # β
+        "nnm_start_epoch": 150,    # first epoch of stage 2 (0-based); a value >= max_epochs disables NNM
+        "nnm_topk": 1,
+        "nnm_reduction": "sum",    # "sum" = eq. 9; "mean" = official code
+        "eadm_lambda": 1.0e-4,     # λ of eq. 3
+        "eadm_keep_margin": 0.7,
+        "eadm_temporal": "frame",  # "frame" = paper's temporal map M_t; "element" = official code
+        "eadm_renorm": "sample",   # "sample" = Algorithm 1 per feature; "batch" = official code
+        "eadm_unbiased": False,    # variance over N (paper) or N-1 (SimAM / official code)
+    }
+
+    def __init__(self, cfg, layout=None, train_data_info=None):
+        super().__init__(cfg, layout, train_data_info)
+        m = self.cfg.method
+        self.eadm = EnergyAttentionDrop(lam=m.eadm_lambda, keep_margin=m.eadm_keep_margin,
+                                        temporal=m.eadm_temporal, renorm=m.eadm_renorm,
+                                        unbiased=m.eadm_unbiased)
+
+    def nnm_active(self) -> bool:
+        return self.current_epoch >= int(self.cfg.method.nnm_start_epoch)
+
+    def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
+        m = self.cfg.method
+        x = batch["x"]
+        x_hat = self.to_stream(self.augment_normal(x))      # query x̂ (normal)
+        x_tilde = self.to_stream(self.augment_extreme(x))   # query x̃ (extreme)
+        x_key = self.to_stream(self.augment_normal(x))      # key x (normal)
+
+        h_hat, z_hat = self.encode_query(x_hat)
+        self.watch(backbone=h_hat, projector=z_hat)
+        dense = self.encoder_q.features(x_tilde)            # (N, M, C, T', V)
+        z_tilde = F.normalize(self.projector_q(pool(dense)), dim=1)
+        z_drop = F.normalize(self.projector_q(pool(self.eadm(dense))), dim=1)  # EADM, Alg. 1
+        z_key = self.encode_key(x_key)
+        self.expose(query=z_hat, key=z_key)
+
+        bank, keep = self.negatives(z_hat, z_key)  # the bank changes only after backward (MoCoMethod.enqueue)
+        tau = float(m.temperature)
+        logits_hat = info_nce_logits(z_hat, z_key, bank, tau, keep)      # eqs. 1, 4-5
+        logits_tilde = info_nce_logits(z_tilde, z_key, bank, tau, keep)
+        logits_drop = info_nce_logits(z_drop, z_key, bank, tau, keep)
+        loss_d = d3m_loss(logits_hat, logits_tilde, logits_drop)  # eqs. 7-8
+
+        logs: dict[str, Any] = {"d3m": loss_d.detach()}
+        if self.nnm_active():
+            positives = nearest_neighbor_positives(
+                [logits_hat[:, 1:], logits_tilde[:, 1:], logits_drop[:, 1:]], k=int(m.nnm_topk))
+            loss_main = nnm_loss(logits_hat, positives, m.nnm_reduction)  # eq. 9, stage 2
+            logs["nnm"] = loss_main.detach()
+            logs["neighbors"] = positives.sum(dim=1).float().mean().detach()
+        else:
+            loss_main = F.cross_entropy(logits_hat, logits_hat.new_zeros(x.shape[0], dtype=torch.long))  # eq. 1
+            logs["info_nce"] = loss_main.detach()
+        self.enqueue(z_key)
+        loss = float(m.info_weight) * loss_main + float(m.d3m_weight) * loss_d
+        return loss, logs
+

@@ -23,6 +23,7 @@ from skelssl.data.dataset import SkeletonDataModule
 from skelssl.errors import UserError
 from skelssl.methods import get_method
 from skelssl.methods.core.monitor import CollapseMonitor
+from skelssl.models.sync_batchnorm import convert_to_global_batchnorm
 
 def default_run_dir(cfg: DictConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -77,7 +78,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int | None = None,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         deterministic=bool(t.deterministic),
-        sync_batchnorm=bool(t.sync_batchnorm),
+        use_distributed_sampler=False,  # SkeletonDataModule shards the data itself (one global order)
     )
 
 
@@ -162,6 +163,8 @@ def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int 
         "root": str(cfg.data.root), "split": cfg.data.split, "samples": len(datamodule.train_dataset),
         "num_classes": datamodule.train_dataset.num_classes,
         "channels": int(datamodule.train_dataset.data.shape[1])})
+    if bool(cfg.trainer.sync_batchnorm):  # statistics over the global batch of all processes
+        convert_to_global_batchnorm(method)
     if ckpt is not None:
         check_checkpoint_method(ckpt, cfg.method.name)
         _announce_resume(ckpt, run_dir, changes, datamodule)

@@ -66,11 +66,17 @@ class EpochSeededSampler(Sampler[int]):
     """Random permutation drawn from (seed, epoch): the order does not depend on global RNG, so a resumed
     run sees the same batches as an uninterrupted one. Lightning calls set_epoch each epoch.
 
-    `resume_at(epoch, samples)`: the first iteration over that epoch skips its first `samples` indices (those
-    a run stopped mid-epoch had already trained on), so a resumed run continues with the very next batch."""
+    With several processes (`world` > 1) the permutation is cut into global batches of batch_size x world
+    sequences and process `rank` takes its contiguous share of each, so the processes together train on
+    exactly the batches one process with the global batch would (an incomplete last global batch is dropped).
 
-    def __init__(self, length: int, seed: int):
+    `resume_at(epoch, samples)`: the first iteration over that epoch skips its first `samples` indices (those
+    a run stopped mid-epoch had already trained on, counted over all processes), so a resumed run continues
+    with the very next batch."""
+
+    def __init__(self, length: int, seed: int, batch_size: int = 1, rank: int = 0, world: int = 1):
         self.length, self.seed, self.epoch = length, seed, 0
+        self.batch_size, self.rank, self.world = batch_size, rank, world
         self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
@@ -85,9 +91,15 @@ class EpochSeededSampler(Sampler[int]):
         if self._resume is not None and self._resume[0] == self.epoch:
             order = order[self._resume[1]:]
             self._resume = None
+        if self.world > 1:
+            share, full = self.batch_size, self.batch_size * self.world
+            order = [i for start in range(0, len(order) - full + 1, full)
+                     for i in order[start + self.rank * share:start + (self.rank + 1) * share]]
         return iter(order)
 
     def __len__(self) -> int:
+        if self.world > 1:
+            return (self.length // (self.batch_size * self.world)) * self.batch_size
         return self.length
 
 
@@ -109,9 +121,11 @@ class SkeletonDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         n = len(self.train_dataset)
         drop_last = self.drop_last and n >= self.batch_size
-        sampler = EpochSeededSampler(n, self.seed)
+        trainer = getattr(self, "trainer", None)  # set by Lightning once the datamodule is attached
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = EpochSeededSampler(n, self.seed, batch_size=self.batch_size, rank=rank, world=world)
         if self._resume is not None:
-            sampler.resume_at(self._resume[0], self._resume[1] * self.batch_size)
+            sampler.resume_at(self._resume[0], self._resume[1] * self.batch_size * world)
         return DataLoader(self.train_dataset, batch_size=self.batch_size,
                           sampler=sampler, num_workers=self.num_workers,
                           drop_last=drop_last, persistent_workers=self.num_workers > 0,

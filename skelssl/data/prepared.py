@@ -134,6 +134,11 @@ class PreparedWriter:
                     compact_rows(self.tmp_dir / f"{name}.npy", keep)
             self.shape = (n_out,) + self.shape[1:]
         write_json_atomic(self.tmp_dir / META_FILE, meta.to_json())
+        try:  # never put in place a dataset that would not read back
+            open_prepared(self.tmp_dir)
+        except PreparedDatasetError as err:
+            raise PreparedDatasetError(f"the dataset for {self.out_dir} fails its own checks, nothing was written: "
+                                       f"{err}") from None
         if self.out_dir.exists():
             old = self.out_dir.with_name(self.out_dir.name + ".old")
             if old.exists():
@@ -410,6 +415,7 @@ class PrepareReport:
     splits: dict[str, dict[str, int]]
     skipped: list[dict[str, Any]]
     seconds: float
+    notes: list[str] = field(default_factory=list)  # e.g. prepared vs published split counts
 
     def table(self) -> str:
         rows = [("split", "train", "test")]
@@ -423,6 +429,7 @@ class PrepareReport:
         lines.append(f"samples: {self.samples}   skipped: {len(self.skipped)}   time: {self.seconds:.1f} s")
         for reason, count in sorted(reasons.items()):
             lines.append(f"  skipped {count}: {reason}")
+        lines += [f"check: {note}" for note in self.notes]
         lines.append(f"written: {self.out_dir}")
         return "\n".join(lines)
 

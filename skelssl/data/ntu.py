@@ -129,6 +129,8 @@ def read_skeleton_file(path: str | Path, max_bodies: int = 4) -> NtuSkeleton:
         lines = path.read_text().split("\n")
     except UnicodeDecodeError:
         raise BadInputError(path, 0, "not a text file") from None
+    except OSError as err:
+        raise BadInputError(path, 0, f"cannot read the file ({err.strerror or err})") from None
     # Drop only trailing empty lines; an empty line inside the body is a format error.
     while lines and not lines[-1].strip():
         lines.pop()
@@ -177,14 +179,14 @@ def read_skeleton_file(path: str | Path, max_bodies: int = 4) -> NtuSkeleton:
             first = cursor
             rows = [lines[first + j].split() for j in range(NTU_JOINTS)]
             cursor += NTU_JOINTS
-            if body >= max_bodies:
-                continue
+            # bodies beyond max_bodies are checked too (not kept): a damaged file is reported, not half-read
             for j, row in enumerate(rows):
                 if len(row) != JOINT_VALUES:
                     raise BadInputError(path, first + j + 1,
                                         f"joint line has {len(row)} values, expected {JOINT_VALUES}")
             try:
-                xyz = np.array([row[:3] for row in rows], dtype=np.float32)
+                with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused just below
+                    xyz = np.array([row[:3] for row in rows], dtype=np.float32)
             except ValueError:
                 bad = next(j for j, row in enumerate(rows) if not _all_numeric(row[:3]))
                 raise BadInputError(path, first + bad + 1, f"non-numeric value in '{lines[first + bad][:60]}'") \
@@ -193,11 +195,15 @@ def read_skeleton_file(path: str | Path, max_bodies: int = 4) -> NtuSkeleton:
                 bad = int(np.nonzero(~np.isfinite(xyz).all(axis=1))[0][0])
                 raise BadInputError(path, first + bad + 1, "NaN, infinite or out-of-range coordinate in "
                                                            f"'{lines[first + bad][:60]}'")
-            joints[frame, body] = xyz
             try:
-                body_ids[frame, body] = int(info[0])
+                tracking_id = int(info[0])
             except ValueError:
-                raise BadInputError(path, first - 1, f"tracking id '{info[0]}' is not an integer") from None
+                tracking_id = None
+            if tracking_id is None or not -2**63 <= tracking_id < 2**63:
+                raise BadInputError(path, first - 1, f"tracking id '{info[0][:40]}' is not a 64-bit integer")
+            if body < max_bodies:
+                joints[frame, body] = xyz
+                body_ids[frame, body] = tracking_id
     if cursor != len(lines):
         raise BadInputError(path, cursor + 1, f"{len(lines) - cursor} unexpected extra line(s) after the "
                                               f"{num_frames} frames announced on line 1")

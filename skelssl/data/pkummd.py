@@ -101,8 +101,10 @@ def read_pku_labels(path: str | Path, num_frames: int | None = None,
     for number, line in enumerate(read_text_lines(path), start=1):
         if not line.strip():
             continue
-        parts = [p.strip() for p in line.replace(";", ",").split(",") if p.strip()]
-        if len(parts) != 4:
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 5 and not parts[4]:  # a trailing comma
+            parts = parts[:4]
+        if len(parts) != 4 or not all(parts):
             raise BadInputError(path, number, f"expected action_id,start_frame,end_frame,confidence, found "
                                               f"'{line.strip()[:60]}'")
         try:

@@ -551,9 +551,10 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def read_text_lines(path: Path) -> list[str]:
-    """The lines of a text file; BadInputError (line 0 = the whole file) if it is not UTF-8 text or unreadable."""
+    """The lines of a text file (split at line ends only: \\n, \\r\\n, \\r); BadInputError (line 0 = the whole
+    file) if it is not UTF-8 text or cannot be read."""
     try:
-        return path.read_text().splitlines()
+        return path.read_text().split("\n")  # not splitlines(): a form feed inside a line is no line end
     except UnicodeDecodeError as err:
         raise BadInputError(path, 0, f"not a text file (undecodable byte at offset {err.start})") from None
     except OSError as err:

@@ -564,8 +564,9 @@ def read_text_lines(path: Path) -> list[str]:
 def read_numeric_rows(path: str | Path, width: int, meaning: str, keep: int | None = None) -> np.ndarray:
     """(rows, keep or width) float32 from a text file of whitespace-separated numbers, `width` a line.
 
-    Blank lines are skipped. A line with another count, a non-numeric value or NaN raises BadInputError naming
-    the file, the line and the problem; so does a file without rows. `meaning` describes a line for the
+    Blank lines are skipped. A line with another count, a non-numeric value (the dropped columns included), NaN,
+    inf or a value beyond float32 raises BadInputError naming the file, the line and the problem; so does a file
+    without rows or a file that is not text. `meaning` describes a line for the
     message (e.g. "x y z confidence").
     """
     path = Path(path)
@@ -577,13 +578,13 @@ def read_numeric_rows(path: str | Path, width: int, meaning: str, keep: int | No
         if len(parts) != width:
             raise BadInputError(path, number, f"{len(parts)} values, expected {width} ({meaning})")
         try:
-            values = [float(v) for v in parts[:keep]]
+            values = [float(v) for v in parts]
         except ValueError:
             raise BadInputError(path, number, f"non-numeric value in '{line.strip()[:60]}'") from None
         # stored as float32: a value beyond its range (3.4e38) would silently become inf
         if not all(abs(v) <= FLOAT32_MAX for v in values):
             raise BadInputError(path, number, f"NaN, infinite or out-of-range value in '{line.strip()[:60]}'")
-        rows.append(values)
+        rows.append(values[:keep])
     if not rows:
         raise BadInputError(path, 0, "empty sequence (no rows)")
     return np.asarray(rows, dtype=np.float32)

@@ -64,6 +64,9 @@ def read_ucla_json(path: str | Path) -> tuple[np.ndarray, int, str]:
         values = np.asarray(raw["skeletons"])
     except (ValueError, TypeError, RecursionError):
         values = np.zeros(0, dtype=object)
+    if values.dtype.kind in "iuf" and values.ndim == 3 and \
+            any(isinstance(v, bool) for frame in raw["skeletons"] for joint in frame for v in joint):
+        values = np.zeros(0, dtype=object)  # true/false among the numbers: numpy would make them 1.0/0.0
     if values.dtype.kind not in "iuf" or values.ndim != 3 or values.shape[1:] != (20, 3):
         what = f"has shape {values.shape}" if values.dtype.kind in "iuf" else "does not hold only numbers"
         raise BadInputError(path, 0, f"key 'skeletons' {what}, expected (T, 20, 3) numbers")

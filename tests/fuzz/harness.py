@@ -66,8 +66,8 @@ def outcome(reader: str, call: Callable[[], Any], named: Path | str, lines: int 
         if line and lines is not None:
             assert 1 <= int(line.group(1)) <= lines + 1, f"{reader}: line {line.group(1)} of {lines}: {message}"
         kind = "error naming file:line" if line else (
-            "error naming file and key/sample" if re.search(r"key '|sample |entry |annotation |\w\[\d+\]|"
-                                                             r"split |label", message)
+            "error naming file and key/sample" if re.search(r"key|'[\w.]+'|\w\[\d+\]|sample \d|entry \d|"
+                                                             r"annotation \d|row \d|frame \d|label", message)
             else "error naming file")
         OUTCOMES[reader][kind] += 1
         return "error", message

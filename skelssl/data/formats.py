@@ -98,6 +98,8 @@ def _check_labels(values: Any, source: str) -> np.ndarray:
         arr = np.asarray(values)
     except Exception:
         arr = np.zeros(0, dtype=object)
+    if arr.dtype.kind in "iuf" and any(isinstance(v, (bool, np.bool_)) for v in values):
+        arr = np.zeros(0, dtype=object)  # True among the labels: numpy would make it class 1
     if arr.ndim != 1 or arr.dtype.kind not in "iuf":
         raise UserError(f"{source}: labels must be a list of integers, found {arr.dtype} of shape {arr.shape}")
     bad = ~np.isfinite(arr) | (arr != np.floor(arr)) | (arr < 0) | (arr >= MAX_CLASSES) \
@@ -146,8 +148,8 @@ def convert_aimclr(data_path: str | Path, label_path: str | Path, out_dir: str |
     if len({a.shape[1:] for a in arrays}) != 1:
         raise UserError(f"train and test arrays differ in shape: {[a.shape for a in arrays]}")
     if len(set(names)) != len(names):
-        raise UserError(f"sample name '{next(n for n in names if names.count(n) > 1)}' appears twice in the "
-                        "label pickles")
+        raise UserError(f"{', '.join(str(lab) for _, lab in parts)}: sample name "
+                        f"'{next(n for n in names if names.count(n) > 1)}' appears twice")
     all_labels = np.concatenate(labels)
     n_train = arrays[0].shape[0]
     n = sum(a.shape[0] for a in arrays)

@@ -43,14 +43,16 @@ def _on_alarm(signum: int, frame: Any) -> None:
     raise Hang()
 
 
-def outcome(reader: str, call: Callable[[], Any], named: Path | str, lines: int | None = None
+def outcome(reader: str, call: Callable[[], Any], named: Path | str | list, lines: int | None = None
             ) -> tuple[str, Any]:
     """("result", value) or ("error", message) of call(); fails the test for anything else.
 
-    named: the file (or directory) the error must name. lines: the input's line count when the reader is
-    line-based: an error giving a line must give one in 1..lines + 1 (0 stands for the whole file).
+    named: the file (or directory) the error must name, or a list of files of which it must name one.
+    lines: the input's line count when the reader is line-based: an error giving a line must give one in
+    1..lines + 1 (0 stands for the whole file).
     """
-    named = Path(named)
+    candidates = [Path(n) for n in named] if isinstance(named, list) else [Path(named)]
+    named = candidates[0]
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, TIMEOUT)
     try:
@@ -61,7 +63,9 @@ def outcome(reader: str, call: Callable[[], Any], named: Path | str, lines: int 
     except UserError as err:
         message = str(err)
         assert "\n" not in message, f"{reader}: error message over several lines: {message!r}"
-        assert named.name in message, f"{reader}: error does not name {named.name}: {message}"
+        assert any(n.name in message for n in candidates), \
+            f"{reader}: error names none of {[n.name for n in candidates]}: {message}"
+        named = next(n for n in candidates if n.name in message)
         line = re.search(re.escape(named.name) + r":(\d+):", message)
         if line and lines is not None:
             assert 1 <= int(line.group(1)) <= lines + 1, f"{reader}: line {line.group(1)} of {lines}: {message}"

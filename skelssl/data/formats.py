@@ -106,7 +106,8 @@ def _check_labels(values: Any, source: str) -> np.ndarray:
         if arr.dtype.kind == "f" else (arr < 0) | (arr >= MAX_CLASSES)
     if bad.any():
         i = int(np.argmax(bad))
-        raise UserError(f"{source}: label {arr[i]!r} of sample {i} is not a class index 0..{MAX_CLASSES - 1}")
+        raise UserError(f"{source}: label {arr[i].item()!r} of sample {i} is not a class index "
+                        f"0..{MAX_CLASSES - 1}")
     return arr.astype(np.int64)
 
 

@@ -253,7 +253,8 @@ def test_info_on_meta_and_data_that_disagree(prepared_copy, capsys):
     assert "data.npy holds" in err and "meta.json" in err
     meta["labels"], meta["lengths"] = meta["labels"] + [0], meta["lengths"] + [16]
     meta["sample_names"] += ["extra"]
-    meta["splits"]["xsub"]["test"] = [-1] + meta["splits"]["xsub"]["test"]  # a negative index read the last sample silently
+    # a negative index read the last sample silently
+    meta["splits"]["xsub"]["test"] = [-1] + meta["splits"]["xsub"]["test"]
     (prepared_copy / "meta.json").write_text(json.dumps(meta))
     err = _one_line_error(capsys, ["info", str(prepared_copy)])
     assert "key 'splits.xsub.test': entry 0 is -1" in err

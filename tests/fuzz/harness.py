@@ -181,3 +181,25 @@ def mutate(draw: Callable, lines: list[str], targets: list[tuple[int, int | None
         at = draw(st.integers(0, len(data) - 1))
         data = data[:at] + bytes([draw(st.integers(0, 255))]) + data[at + 1:]
     return kind, data
+
+
+def against_reference(reader: str, file_name: str, data: bytes, read: Callable[[Path], Any],
+                      reference: Callable[[bytes], Any], what: str) -> tuple[Any, Any] | None:
+    """Write `data` as `file_name` in a fresh directory, read it with read(path) and the reference with
+    reference(data). Both must reject it (the reader with its one-line error naming the file and a line within
+    it), or both accept it: then (value, expected) is returned for the caller to compare; None otherwise."""
+    import tempfile
+
+    try:
+        expected = reference(data)
+    except Reject:
+        expected = Reject
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / file_name
+        path.write_bytes(data)
+        kind, value = outcome(reader, lambda: read(path), path, lines=data.count(b"\n") + data.count(b"\r") + 1)
+    if expected is Reject:
+        assert kind == "error", f"{what}: accepted a file that the format rejects"
+        return None
+    assert kind == "result", f"{what}: refused a valid file: {value}"
+    return value, expected

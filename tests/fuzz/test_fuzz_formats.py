@@ -93,16 +93,30 @@ def ref_npy(data: bytes) -> np.ndarray:
         raise Reject("unreadable npy") from None
 
 
-def _prepare_out(root: Path) -> Path:
-    out = root / "out"
-    out.mkdir()
-    (out / "previous.txt").write_text("an earlier dataset")
-    return out
-
-
-def _check_untouched(root: Path, out: Path) -> None:
-    assert [p.name for p in out.iterdir()] == ["previous.txt"], "--out was changed"
-    assert not (root / "out.partial").exists()
+def convert_against_reference(reader: str, files: dict[str, bytes], convert, reference, what: str
+                              ) -> tuple[object, np.ndarray, object] | None:
+    """Write `files` to a fresh directory whose `out` holds an earlier dataset, run convert(root, out) and
+    reference(). Both reject (the converter with a one-line error naming one of the files, `out` untouched), or
+    both accept: then (expected, data.npy, meta) is returned for the caller to compare; None otherwise."""
+    try:
+        expected = reference()
+    except Reject:
+        expected = Reject
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name, data in files.items():
+            (root / name).write_bytes(data)
+        out = root / "out"
+        out.mkdir()
+        (out / "previous.txt").write_text("an earlier dataset")
+        kind, value = outcome(reader, lambda: convert(root, out), [root / name for name in files])
+        if expected is Reject:
+            assert kind == "error", f"{what}: accepted what the format rejects"
+            assert [p.name for p in out.iterdir()] == ["previous.txt"], "--out was changed"
+            assert not (root / "out.partial").exists()
+            return None
+        assert kind == "result", f"{what}: refused valid input: {value}"
+        return expected, np.array(open_data(out)), load_meta(out)
 
 
 # ---------------------------------------------------------------------------------------------- aimclr
@@ -150,26 +164,14 @@ def ref_aimclr(npy: bytes, pkl: bytes) -> tuple[np.ndarray, list[int], list[str]
 @given(aimclr_case())
 @fuzz_settings(examples=50)
 def test_convert_aimclr_agrees_with_reference(case):
-    try:
-        expected = ref_aimclr(case["npy"], case["pkl"])
-    except Reject:
-        expected = None
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "train_position.npy").write_bytes(case["npy"])
-        (root / "train_label.pkl").write_bytes(case["pkl"])
-        out = _prepare_out(root)
-        kind, value = outcome("convert aimclr (npy + pickle)", lambda: convert_aimclr(
-            root / "train_position.npy", root / "train_label.pkl", out, trust_pickle=True),
-            [root / "train_position.npy", root / "train_label.pkl"])
-        if expected is None:
-            assert kind == "error", f"{case['what']}: accepted what the format rejects"
-            _check_untouched(root, out)
-            return
-        assert kind == "result", f"{case['what']}: refused valid input: {value}"
-        data, labels, names = expected
-        np.testing.assert_array_equal(open_data(out), data)
-        meta = load_meta(out)
+    result = convert_against_reference(
+        "convert aimclr (npy + pickle)", {"train_position.npy": case["npy"], "train_label.pkl": case["pkl"]},
+        lambda root, out: convert_aimclr(root / "train_position.npy", root / "train_label.pkl", out,
+                                         trust_pickle=True),
+        lambda: ref_aimclr(case["npy"], case["pkl"]), case["what"])
+    if result:
+        (data, labels, names), written, meta = result
+        np.testing.assert_array_equal(written, data)
         assert meta.labels.tolist() == labels and meta.sample_names == names
         assert meta.lengths.tolist() == ref_lengths(data)
         assert meta.num_classes == max(labels) + 1
@@ -260,24 +262,13 @@ def ref_ctrgcn(npz: bytes) -> tuple[np.ndarray, list[int], int]:
 @given(ctrgcn_case())
 @fuzz_settings(examples=50)
 def test_convert_ctrgcn_agrees_with_reference(case):
-    try:
-        expected = ref_ctrgcn(case["npz"])
-    except Reject:
-        expected = None
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "NTU60_CS.npz").write_bytes(case["npz"])
-        out = _prepare_out(root)
-        kind, value = outcome("convert ctrgcn (npz)", lambda: convert_ctrgcn(root / "NTU60_CS.npz", out),
-                              root / "NTU60_CS.npz")
-        if expected is None:
-            assert kind == "error", f"{case['what']}: accepted what the format rejects"
-            _check_untouched(root, out)
-            return
-        assert kind == "result", f"{case['what']}: refused valid input: {value}"
-        data, labels, width = expected
-        np.testing.assert_array_equal(open_data(out), data)
-        meta = load_meta(out)
+    result = convert_against_reference(
+        "convert ctrgcn (npz)", {"NTU60_CS.npz": case["npz"]},
+        lambda root, out: convert_ctrgcn(root / "NTU60_CS.npz", out), lambda: ref_ctrgcn(case["npz"]),
+        case["what"])
+    if result:
+        (data, labels, width), written, meta = result
+        np.testing.assert_array_equal(written, data)
         assert meta.labels.tolist() == labels and meta.num_classes == width
         assert meta.lengths.tolist() == ref_lengths(data)
 
@@ -365,22 +356,12 @@ def ref_pyskl(pkl: bytes) -> dict:
 @given(pyskl_case())
 @fuzz_settings(examples=50)
 def test_convert_pyskl_agrees_with_reference(case):
-    try:
-        expected = ref_pyskl(case["pkl"])
-    except Reject:
-        expected = None
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "ann.pkl").write_bytes(case["pkl"])
-        out = _prepare_out(root)
-        kind, value = outcome("convert pyskl (pickle)", lambda: convert_pyskl(root / "ann.pkl", out,
-                                                                               trust_pickle=True), root / "ann.pkl")
-        if expected is None:
-            assert kind == "error", f"{case['what']}: accepted what the format rejects"
-            _check_untouched(root, out)
-            return
-        assert kind == "result", f"{case['what']}: refused valid input: {value}"
-        np.testing.assert_array_equal(open_data(out), expected["data"])
-        meta = load_meta(out)
+    result = convert_against_reference(
+        "convert pyskl (pickle)", {"ann.pkl": case["pkl"]},
+        lambda root, out: convert_pyskl(root / "ann.pkl", out, trust_pickle=True), lambda: ref_pyskl(case["pkl"]),
+        case["what"])
+    if result:
+        expected, written, meta = result
+        np.testing.assert_array_equal(written, expected["data"])
         assert meta.labels.tolist() == expected["labels"] and meta.sample_names == expected["names"]
         assert meta.lengths.tolist() == expected["totals"]

@@ -142,7 +142,7 @@ def layout_spec(draw):
 
 
 @given(layout_spec())
-@fuzz_settings(examples=80)
+@fuzz_settings(examples=50)
 def test_layout_yaml_agrees_with_reference_and_has_no_cycle(case):
     kind, spec, data = case
     try:

@@ -6,15 +6,12 @@ reader: for every input both reject it, or both return the same joints, tracking
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from skelssl.data.ntu import read_skeleton_file
-from tests.fuzz.harness import Reject, fuzz_settings, mutate, outcome, ref_float, ref_int, ref_lines
+from tests.fuzz.harness import Reject, against_reference, fuzz_settings, mutate, ref_float, ref_int, ref_lines
 
 MAX_BODIES = 1  # small, so that bodies beyond it (checked, not kept) occur often
 SPECIAL = ["-0", "1e-45", "3.4e38", "-3.4e38", "1e-50", "+2.5", "7", ".5", "5."]
@@ -97,23 +94,14 @@ def skeleton_file(draw) -> tuple[str, bytes]:
 @fuzz_settings(examples=80)
 def test_ntu_reader_agrees_with_reference_or_names_file_and_line(case):
     mutation, data = case
-    try:
-        expected = reference_ntu(data, MAX_BODIES)
-    except Reject:
-        expected = None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "S001C001P001R001A001.skeleton"
-        path.write_bytes(data)
-        kind, value = outcome("ntu .skeleton", lambda: read_skeleton_file(path, max_bodies=MAX_BODIES), path,
-                              lines=data.count(b"\n") + data.count(b"\r") + 1)
-    if expected is None:
-        assert kind == "error", f"{mutation}: accepted a file the format rejects"
-        return
-    assert kind == "result", f"{mutation}: refused a valid file: {value}"
-    joints, ids, counts = expected
-    np.testing.assert_array_equal(value.joints, joints)
-    np.testing.assert_array_equal(value.body_ids, ids)
-    np.testing.assert_array_equal(value.bodies_per_frame, counts)
+    both = against_reference("ntu .skeleton", "S001C001P001R001A001.skeleton", data,
+                             lambda path: read_skeleton_file(path, max_bodies=MAX_BODIES),
+                             lambda data: reference_ntu(data, MAX_BODIES), mutation)
+    if both:
+        value, (joints, ids, counts) = both
+        np.testing.assert_array_equal(value.joints, joints)
+        np.testing.assert_array_equal(value.body_ids, ids)
+        np.testing.assert_array_equal(value.bodies_per_frame, counts)
 
 
 def test_reference_reads_a_generated_file_as_written():

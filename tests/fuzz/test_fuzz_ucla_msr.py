@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from skelssl.data.msr import prepare_msr_action3d, read_msr_file
 from skelssl.data.prepared import load_meta
 from skelssl.data.ucla import prepare_nw_ucla, read_ucla_json
-from tests.fuzz.harness import (FLOAT32_MAX, Reject, fuzz_settings, mutate, outcome, ref_float, ref_lines)
+from tests.fuzz.harness import (FLOAT32_MAX, Reject, against_reference, fuzz_settings, mutate, outcome,
+                                ref_float, ref_lines)
 
 # ---------------------------------------------------------------------------------------------- NW-UCLA
 
@@ -82,21 +83,11 @@ def ucla_file(draw) -> tuple[str, bytes]:
 @fuzz_settings(examples=60)
 def test_ucla_reader_agrees_with_reference_or_names_file(case):
     mutation, data = case
-    try:
-        expected = ref_ucla(data)
-    except Reject:
-        expected = None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "a01_s01_e01_v01.json"
-        path.write_bytes(data)
-        kind, value = outcome("nw-ucla json", lambda: read_ucla_json(path), path,
-                              lines=data.count(b"\n") + data.count(b"\r") + 1)
-    if expected is None:
-        assert kind == "error", f"{mutation}: accepted what the format rejects"
-        return
-    assert kind == "result", f"{mutation}: refused a valid file: {value}"
-    np.testing.assert_array_equal(value[0], expected[0])
-    assert value[1] == expected[1]
+    both = against_reference("nw-ucla json", "a01_s01_e01_v01.json", data, read_ucla_json, ref_ucla, mutation)
+    if both:
+        (joints, label, _), (expected_joints, expected_label) = both
+        np.testing.assert_array_equal(joints, expected_joints)
+        assert label == expected_label
 
 
 # ---------------------------------------------------------------------------------------------- MSR Action3D
@@ -130,22 +121,13 @@ def msr_file(draw) -> tuple[str, bytes]:
 @fuzz_settings(examples=60)
 def test_msr_reader_agrees_with_reference_or_names_file_and_line(case):
     mutation, data = case
-    try:
-        expected = ref_msr(data)
-    except Reject:
-        expected = None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "a01_s01_e01_skeleton3D.txt"
-        path.write_bytes(data)
-        kind, value = outcome("msr-action3d text", lambda: read_msr_file(path), path,
-                              lines=data.count(b"\n") + data.count(b"\r") + 1)
-    if expected is None:
-        assert kind == "error", f"{mutation}: accepted what the format rejects"
-        return
-    assert kind == "result", f"{mutation}: refused a valid file: {value}"
-    assert value.shape == expected.shape
-    for got, want in zip(value, expected):  # the same joints in each frame (their order is remapped)
-        assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, want.tolist()))
+    both = against_reference("msr-action3d text", "a01_s01_e01_skeleton3D.txt", data, read_msr_file, ref_msr,
+                             mutation)
+    if both:
+        value, expected = both
+        assert value.shape == expected.shape
+        for got, want in zip(value, expected):  # the same joints in each frame (their order is remapped)
+            assert sorted(map(tuple, got.tolist())) == sorted(map(tuple, want.tolist()))
 
 
 # ---------------------------------------------------------------------------------------------- whole prepare

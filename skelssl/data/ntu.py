@@ -164,6 +164,8 @@ def read_skeleton_file(path: str | Path, max_bodies: int = 4) -> NtuSkeleton:
         num_bodies = read_int(f"the body count of frame {frame + 1}")
         if num_bodies < 0:
             raise BadInputError(path, cursor, f"negative body count {num_bodies}")
+        if num_bodies > len(lines):  # a body takes 27 lines: this count cannot be right (nor fit in int64)
+            raise BadInputError(path, cursor, f"body count {num_bodies} but the file has {len(lines)} lines")
         counts[frame] = num_bodies
         for body in range(num_bodies):
             info = next_line(f"the body line of body {body + 1} in frame {frame + 1}").split()

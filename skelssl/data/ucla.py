@@ -59,21 +59,24 @@ def read_ucla_json(path: str | Path) -> tuple[np.ndarray, int, str]:
     for key in ("file_name", "skeletons", "label"):
         if key not in raw:
             raise BadInputError(path, 0, f"missing key '{key}'")
-    try:
-        # no dtype here: numbers only (a string "1.5" or true would be converted silently by a float dtype)
-        values = np.asarray(raw["skeletons"])
-    except (ValueError, TypeError, RecursionError):
-        values = np.zeros(0, dtype=object)
-    if values.dtype.kind in "iuf" and values.ndim == 3 and \
-            any(isinstance(v, bool) for frame in raw["skeletons"] for joint in frame for v in joint):
-        values = np.zeros(0, dtype=object)  # true/false among the numbers: numpy would make them 1.0/0.0
-    if values.dtype.kind not in "iuf" or values.ndim != 3 or values.shape[1:] != (20, 3):
-        what = f"has shape {values.shape}" if values.dtype.kind in "iuf" else "does not hold only numbers"
-        raise BadInputError(path, 0, f"key 'skeletons' {what}, expected (T, 20, 3) numbers")
-    if values.shape[0] == 0:
+    frames = raw["skeletons"]
+    if not isinstance(frames, list) or not all(
+            isinstance(frame, list) and len(frame) == 20 and
+            all(isinstance(joint, list) and len(joint) == 3 for joint in frame) for frame in frames):
+        raise BadInputError(path, 0, "key 'skeletons' is not a [T][20][3] list, expected (T, 20, 3) numbers")
+    if not frames:
         raise BadInputError(path, 0, "key 'skeletons': empty sequence (0 frames)")
-    if not (np.abs(values.astype(np.float64)) <= FLOAT32_MAX).all():
-        frame = int(np.nonzero(~(np.abs(values.astype(np.float64)) <= FLOAT32_MAX).all(axis=(1, 2)))[0][0])
+    # JSON numbers only: "1.5" or true would be converted silently by numpy (true to 1.0)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+               for frame in frames for joint in frame for v in joint):
+        raise BadInputError(path, 0, "key 'skeletons' does not hold only numbers, expected (T, 20, 3) numbers")
+    try:
+        values = np.array(frames, dtype=np.float64)
+    except OverflowError:  # an integer beyond any float
+        values = np.full(1, np.inf)
+    if not (np.abs(values) <= FLOAT32_MAX).all():
+        frame = int(np.nonzero(~(np.abs(values) <= FLOAT32_MAX).reshape(len(values), -1).all(axis=1))[0][0]) \
+            if values.ndim == 3 else 0
         raise BadInputError(path, 0, f"key 'skeletons': NaN, infinite or out-of-range value in frame {frame + 1}")
     joints = values.astype(np.float32)
     label = _whole_number(raw["label"])

@@ -108,6 +108,9 @@ def test_ntu_huge_frame_count_is_refused_without_allocating(tmp_path):
     with pytest.raises(BadInputError) as info:
         read_skeleton_file(path)
     assert info.value.line == 1 and "frame count 1000000000000" in info.value.problem
+    path.write_text("1\n" + "9" * 30 + "\n")  # a body count beyond int64: was an OverflowError (deep fuzz run)
+    with pytest.raises(BadInputError, match="body count 9+ but the file has 2 lines"):
+        read_skeleton_file(path)
     path.write_text("1\n1\n" + "1" * 30 + " 0 1 1 0 0 0 0.1 0.1 2\n25\n" + "0 0 3 1 2 3 4 5 6 7 8 2\n" * 25)
     with pytest.raises(BadInputError, match="tracking id .* is not a 64-bit integer"):  # was an OverflowError
         read_skeleton_file(path)

@@ -33,14 +33,14 @@ def reference_ntu(data: bytes, max_bodies: int) -> tuple[np.ndarray, np.ndarray,
     frames = ref_int(take().strip())
     if frames < 1:
         raise Reject("no frames")
-    joints = np.zeros((frames, max_bodies, 25, 3), np.float32)
-    ids = np.full((frames, max_bodies), -1, np.int64)
-    counts = np.zeros(frames, np.int64)
+    joints, ids, counts = [], [], []  # grown frame by frame: a huge frame count runs out of lines first
     for f in range(frames):
+        joints.append(np.zeros((max_bodies, 25, 3), np.float32))
+        ids.append(np.full(max_bodies, -1, np.int64))
         bodies = ref_int(take().strip())
         if bodies < 0:
             raise Reject("negative body count")
-        counts[f] = bodies
+        counts.append(bodies)
         for b in range(bodies):
             info = take().split()
             if len(info) != 10:
@@ -57,11 +57,11 @@ def reference_ntu(data: bytes, max_bodies: int) -> tuple[np.ndarray, np.ndarray,
             if not -2**63 <= tracking < 2**63:
                 raise Reject("tracking id")
             if b < max_bodies:
-                joints[f, b] = np.array(xyz, dtype=np.float64).astype(np.float32)
-                ids[f, b] = tracking
+                joints[f][b] = np.array(xyz, dtype=np.float64).astype(np.float32)
+                ids[f][b] = tracking
     if pos != len(lines):
         raise Reject("extra lines")
-    return joints, ids, counts
+    return np.stack(joints), np.stack(ids), np.array(counts, np.int64)
 
 
 @st.composite

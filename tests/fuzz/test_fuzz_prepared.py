@@ -105,7 +105,7 @@ def prepared_dir(draw) -> dict:
             [np.nan, np.inf, -np.inf]))
     elif kind == "value":
         meta[key] = draw(st.sampled_from(HOSTILE))
-    elif kind == "entry" and isinstance(meta[key], list):
+    elif kind == "entry" and isinstance(meta[key], list) and meta[key]:
         meta[key][int(rng.integers(len(meta[key])))] = draw(st.sampled_from(HOSTILE + [t + 1, 2, "s0", "a"]))
     elif kind == "length" and isinstance(meta[key], list):
         meta[key] = meta[key][:-1] if rng.random() < 0.5 else meta[key] + meta[key][:1]

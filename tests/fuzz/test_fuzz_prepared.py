@@ -64,7 +64,7 @@ def ref_prepared(meta_bytes: bytes, data_bytes: bytes) -> tuple[dict, np.ndarray
     layout = meta.get("layout")
     if isinstance(layout, dict):
         joints = len(ref_layout(layout)["joint_names"])
-    elif layout in JOINTS:
+    elif isinstance(layout, str) and layout in JOINTS:
         joints = JOINTS[layout]
     else:
         raise Reject("layout")

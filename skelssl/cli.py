@@ -99,6 +99,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     print(f"  {info['samples']} samples, {info['classes']} classes, layout {info['layout']}, "
           f"(C, T, V, M) = ({info['channels']}, {info['frames']}, {info['joints']}, {info['persons']}), "
           f"valid frames {info['length_min']}-{info['length_max']} (mean {info['length_mean']:.1f})")
+    values = info.get("values") or {}
+    if values.get("nonfinite_samples"):
+        print(f"  WARNING: {values['nonfinite_samples']} sample(s) hold NaN or infinite values, first "
+              f"'{values['first_nonfinite']}'; pretrain and evaluate refuse them: prepare the dataset again")
+    elif values and not values.get("scanned"):
+        print("  values not scanned for NaN (large dataset); pretrain and evaluate check each sample they read")
     for split, parts in info["splits"].items():
         counts = ", ".join(f"{part} {p['samples']}" for part, p in parts.items())
         print(f"  split {split}: {counts}")

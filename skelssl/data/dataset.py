@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from skelssl.data.prepared import PreparedDatasetError, PreparedMeta, load_meta, open_data
+from skelssl.data.prepared import (PreparedDatasetError, PreparedMeta, nonfinite_error, nonfinite_rows,
+                                   open_prepared)
 from skelssl.errors import UserError
 
 
@@ -19,11 +20,16 @@ class SkeletonDataset(Dataset):
 
     Items are dicts {"x": (C, T, V, M) float32, "label": int64, "index": int64 (position in this subset)}.
     Augmentation and the stream view happen later, batched on the training device.
+
+    meta.json and data.npy are checked against each other when the dataset opens (prepared.open_prepared), and
+    no sample with NaN or inf reaches a model: an in-memory subset is scanned once here, a memory-mapped one
+    sample by sample as it is read; either raises PreparedDatasetError naming the sample.
     """
 
     def __init__(self, root: str | Path, split: str, part: str, in_memory: bool | None = None):
         self.root = Path(root)
-        self.meta: PreparedMeta = load_meta(self.root)
+        self.meta: PreparedMeta
+        self.meta, data = open_prepared(self.root)
         if split not in self.meta.splits:
             raise UserError(f"dataset '{self.root}' has no split '{split}'; it has: "
                             f"{', '.join(sorted(self.meta.splits))} (set data.split)")
@@ -31,13 +37,17 @@ class SkeletonDataset(Dataset):
             raise UserError(f"split '{split}' of '{self.root}' has no '{part}' part")
         self.split, self.part = split, part
         self.indices = self.meta.splits[split][part]
-        data = open_data(self.root)
         # Small datasets are read into memory once; large ones stay memory-mapped.
         if in_memory is None:
             in_memory = data.nbytes < 2 * 1024**3
+        self.in_memory = in_memory
         self.data = np.ascontiguousarray(data[np.sort(self.indices)]) if in_memory else data
         self._row = np.searchsorted(np.sort(self.indices), self.indices) if in_memory else self.indices
         self.labels = self.meta.labels[self.indices]
+        if in_memory:
+            bad = nonfinite_rows(self.data, first_only=True)
+            if bad:
+                raise nonfinite_error(self.root, self.meta, int(np.sort(self.indices)[bad[0]]))
 
     @property
     def layout(self):
@@ -52,12 +62,18 @@ class SkeletonDataset(Dataset):
 
     def array(self) -> np.ndarray:
         """All samples of this subset as one (N, C, T, V, M) array (memory-mapped rows when large)."""
+        if not self.in_memory:  # checked here, chunk by chunk, as the in-memory case was at opening
+            bad = nonfinite_rows(self.data, self.indices, first_only=True)
+            if bad:
+                raise nonfinite_error(self.root, self.meta, bad[0])
         if self.data.shape[0] == len(self.indices) and np.array_equal(self._row, np.arange(len(self))):
             return self.data
         return self.data[self._row]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         x = np.asarray(self.data[self._row[i]], dtype=np.float32)
+        if not self.in_memory and not np.isfinite(x).all():
+            raise nonfinite_error(self.root, self.meta, int(self.indices[i]))
         return {"x": torch.from_numpy(np.array(x)), "label": torch.tensor(int(self.labels[i])),
                 "index": torch.tensor(i)}
 

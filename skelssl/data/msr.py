@@ -22,8 +22,7 @@ import numpy as np
 
 from skelssl.data.ntu_preprocess import resample_linear
 from skelssl.data.prepared import (BadInputError, PreparedMeta, PrepareReport, SkipSample, provenance,
-                                   read_numeric_rows,
-                                   run_prepare)
+                                   read_numeric_rows, read_text_lines, run_prepare)
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import KINECT20
 
@@ -76,7 +75,7 @@ def prepare_msr_action3d(raw_dir: str | Path, out_dir: str | Path, frames: int =
     if file_list and not list_path.is_file():
         raise UserError(f"file list '{list_path}' does not exist")
     if list_path.is_file():
-        stems = [line.split()[0] for line in list_path.read_text().splitlines() if line.strip()]
+        stems = [line.split()[0] for line in read_text_lines(list_path) if line.strip()]
         files = [raw_dir / f"{stem}_skeleton3D.txt" for stem in stems]
         missing = [f.name for f in files if not f.is_file()]
         if missing:

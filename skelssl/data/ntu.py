@@ -32,6 +32,8 @@ NTU120_XSUB_TRAIN_PERFORMERS = NTU60_XSUB_TRAIN_PERFORMERS | frozenset(
     [45, 46, 47, 49, 50, 52, 53, 54, 55, 56, 57, 58, 59, 70, 74, 78, 80, 81, 82, 83, 84, 85, 86, 89, 91,
      92, 93, 94, 95, 97, 98, 100, 103])
 
+# The action list published with the datasets (README of github.com/shahroudy/NTURGB-D, "Action Classes"),
+# A1..A120 in order; typographic apostrophes written as "'" and stray trailing dots dropped.
 NTU120_CLASS_NAMES = (
     "drink water", "eat meal/snack", "brushing teeth", "brushing hair", "drop", "pickup", "throw",
     "sitting down", "standing up (from sitting position)", "clapping", "reading", "writing",
@@ -63,7 +65,8 @@ NTU120_CLASS_NAMES = (
     "grab other person's stuff", "shoot at other person with a gun", "step on foot", "high-five",
     "cheers and drink", "carry something with other person", "take a photo of other person",
     "follow other person", "whisper in other person's ear", "exchange things with other person",
-    "support somebody with hand", "finger-guessing game (playing rock-paper-scissors)",
+    "support somebody with one's hand (someone is sick, help him to walk)",
+    "finger-guessing game (playing rock-paper-scissors)",
 )
 
 _NAME_RE = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
@@ -126,6 +129,8 @@ def read_skeleton_file(path: str | Path, max_bodies: int = 4) -> NtuSkeleton:
         lines = path.read_text().split("\n")
     except UnicodeDecodeError:
         raise BadInputError(path, 0, "not a text file") from None
+    except OSError as err:
+        raise BadInputError(path, 0, f"cannot read the file ({err.strerror or err})") from None
     # Drop only trailing empty lines; an empty line inside the body is a format error.
     while lines and not lines[-1].strip():
         lines.pop()
@@ -149,6 +154,9 @@ def read_skeleton_file(path: str | Path, max_bodies: int = 4) -> NtuSkeleton:
     num_frames = read_int("the frame count")
     if num_frames <= 0:
         raise BadInputError(path, cursor, f"empty sequence: frame count is {num_frames}")
+    if num_frames > len(lines) - 1:  # every frame needs at least its body-count line
+        raise BadInputError(path, cursor, f"frame count {num_frames} but the file has only {len(lines) - 1} "
+                                          "more line(s): truncated file or wrong frame count")
     joints = np.zeros((num_frames, max_bodies, NTU_JOINTS, 3), dtype=np.float32)
     body_ids = np.full((num_frames, max_bodies), -1, dtype=np.int64)
     counts = np.zeros(num_frames, dtype=np.int64)
@@ -156,6 +164,8 @@ def read_skeleton_file(path: str | Path, max_bodies: int = 4) -> NtuSkeleton:
         num_bodies = read_int(f"the body count of frame {frame + 1}")
         if num_bodies < 0:
             raise BadInputError(path, cursor, f"negative body count {num_bodies}")
+        if num_bodies > len(lines):  # a body takes 27 lines: this count cannot be right (nor fit in int64)
+            raise BadInputError(path, cursor, f"body count {num_bodies} but the file has {len(lines)} lines")
         counts[frame] = num_bodies
         for body in range(num_bodies):
             info = next_line(f"the body line of body {body + 1} in frame {frame + 1}").split()
@@ -171,26 +181,31 @@ def read_skeleton_file(path: str | Path, max_bodies: int = 4) -> NtuSkeleton:
             first = cursor
             rows = [lines[first + j].split() for j in range(NTU_JOINTS)]
             cursor += NTU_JOINTS
-            if body >= max_bodies:
-                continue
+            # bodies beyond max_bodies are checked too (not kept): a damaged file is reported, not half-read
             for j, row in enumerate(rows):
                 if len(row) != JOINT_VALUES:
                     raise BadInputError(path, first + j + 1,
                                         f"joint line has {len(row)} values, expected {JOINT_VALUES}")
             try:
-                xyz = np.array([row[:3] for row in rows], dtype=np.float32)
+                with np.errstate(over="ignore"):  # a value beyond float32 becomes inf, refused just below
+                    xyz = np.array([row[:3] for row in rows], dtype=np.float32)
             except ValueError:
                 bad = next(j for j, row in enumerate(rows) if not _all_numeric(row[:3]))
                 raise BadInputError(path, first + bad + 1, f"non-numeric value in '{lines[first + bad][:60]}'") \
                     from None
-            if not np.isfinite(xyz).all():
+            if not np.isfinite(xyz).all():  # NaN, inf, or a number beyond float32 (1e39 becomes inf)
                 bad = int(np.nonzero(~np.isfinite(xyz).all(axis=1))[0][0])
-                raise BadInputError(path, first + bad + 1, "NaN or infinite coordinate")
-            joints[frame, body] = xyz
+                raise BadInputError(path, first + bad + 1, "NaN, infinite or out-of-range coordinate in "
+                                                           f"'{lines[first + bad][:60]}'")
             try:
-                body_ids[frame, body] = int(info[0])
+                tracking_id = int(info[0])
             except ValueError:
-                raise BadInputError(path, first - 1, f"tracking id '{info[0]}' is not an integer") from None
+                tracking_id = None
+            if tracking_id is None or not -2**63 <= tracking_id < 2**63:
+                raise BadInputError(path, first - 1, f"tracking id '{info[0][:40]}' is not a 64-bit integer")
+            if body < max_bodies:
+                joints[frame, body] = xyz
+                body_ids[frame, body] = tracking_id
     if cursor != len(lines):
         raise BadInputError(path, cursor + 1, f"{len(lines) - cursor} unexpected extra line(s) after the "
                                               f"{num_frames} frames announced on line 1")
@@ -203,6 +218,23 @@ def _all_numeric(values: list[str]) -> bool:
         return True
     except ValueError:
         return False
+
+
+def check_sample_name(path: Path) -> NtuSampleId:
+    """The ids of an NTU file name; UserError unless it is SsssCcccPpppRrrrAaaa with ids in the datasets' ranges
+    (setup 1-32, camera 1-3, performer >= 1, replication 1-2, action 1-120)."""
+    if not _NAME_RE.fullmatch(path.name.split(".")[0]):
+        raise UserError(f"{path}: not an NTU sample name (expected SsssCcccPpppRrrrAaaa.skeleton); move other "
+                        "files out of the raw directory")
+    ids = parse_sample_name(path.name)
+    bad = [f"{what} {value}" for what, value, low, high in (
+        ("setup", ids.setup, 1, 32), ("camera", ids.camera, 1, 3), ("performer", ids.performer, 1, 999),
+        ("replication", ids.replication, 1, 2), ("action", ids.action, 1, len(NTU120_CLASS_NAMES)))
+        if not low <= value <= high]
+    if bad:
+        raise UserError(f"{path}: {', '.join(bad)} outside the NTU RGB+D ranges (setup 1-32, camera 1-3, "
+                        "replication 1-2, action 1-120)")
+    return ids
 
 
 def read_name_list(path: str | Path) -> set[str]:
@@ -242,9 +274,10 @@ def find_ntu_files(raw_dir: str | Path, dataset: str) -> list[Path]:
     if not raw_dir.is_dir():
         raise UserError(f"raw NTU directory '{raw_dir}' does not exist")
     files = sorted(raw_dir.rglob("*.skeleton"), key=lambda p: p.name)
+    for f in files:  # a stray or renamed file would otherwise get a wrong label or split
+        check_sample_name(f)
     if dataset == "ntu60":
-        files = [f for f in files if _NAME_RE.search(f.name) and parse_sample_name(f.name).action <= 60
-                 and parse_sample_name(f.name).setup <= 17]
+        files = [f for f in files if parse_sample_name(f.name).action <= 60 and parse_sample_name(f.name).setup <= 17]
     if not files:
         raise UserError(f"no .skeleton files under '{raw_dir}' (download nturgbd_skeletons_s001_to_s017.zip"
                         " (and s018_to_s032 for NTU 120) and unpack it there)")

@@ -134,6 +134,11 @@ class PreparedWriter:
                     compact_rows(self.tmp_dir / f"{name}.npy", keep)
             self.shape = (n_out,) + self.shape[1:]
         write_json_atomic(self.tmp_dir / META_FILE, meta.to_json())
+        try:  # never put in place a dataset that would not read back
+            open_prepared(self.tmp_dir)
+        except PreparedDatasetError as err:
+            raise PreparedDatasetError(f"the dataset for {self.out_dir} fails its own checks, nothing was written: "
+                                       f"{err}") from None
         if self.out_dir.exists():
             old = self.out_dir.with_name(self.out_dir.name + ".old")
             if old.exists():
@@ -171,6 +176,10 @@ def write_prepared(out_dir: str | Path, data: np.ndarray, meta: PreparedMeta,
 
 
 def load_meta(root: str | Path) -> PreparedMeta:
+    """Read and check DIR/meta.json: every key of the format present with values of the right kind, one label,
+    length and name per sample, labels within the classes, split indices within the samples, no sample in both
+    parts of a split. Raises PreparedDatasetError naming meta.json and the key (see `open_prepared` for the
+    checks against data.npy)."""
     root = Path(root)
     meta_path = root / META_FILE
     if not root.is_dir():
@@ -182,33 +191,175 @@ def load_meta(root: str | Path) -> PreparedMeta:
     try:
         raw = json.loads(meta_path.read_text())
     except json.JSONDecodeError as err:
-        raise PreparedDatasetError(f"{meta_path}: not valid JSON ({err})") from None
-    if raw.get("format") != FORMAT_NAME:
+        raise PreparedDatasetError(f"{meta_path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    except (UnicodeDecodeError, RecursionError):
+        raise PreparedDatasetError(f"{meta_path}: not a JSON text file") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
         raise PreparedDatasetError(f"{meta_path}: not a {FORMAT_NAME} metadata file")
-    return PreparedMeta(
-        dataset=raw["dataset"],
-        layout=get_layout(raw["layout"]),
-        class_names=list(raw["class_names"]),
-        labels=np.asarray(raw["labels"], dtype=np.int64),
-        lengths=np.asarray(raw["lengths"], dtype=np.int64),
-        sample_names=list(raw["sample_names"]),
-        splits={s: {part: np.asarray(idx, dtype=np.int64) for part, idx in parts.items()}
-                for s, parts in raw["splits"].items()},
-        provenance=raw.get("provenance", {}),
-        extra_arrays=list(raw.get("extra_arrays", [])),
-    )
+    check = _MetaChecker(meta_path, raw)
+    version = raw.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > FORMAT_VERSION:
+        raise PreparedDatasetError(f"{meta_path}: format version {version!r}; this skelssl reads version "
+                                   f"{FORMAT_VERSION} (written by a newer skelssl? update skelssl)")
+    class_names = check.texts("class_names")
+    if not class_names:
+        raise PreparedDatasetError(f"{meta_path}: key 'class_names' is empty")
+    if len(set(class_names)) != len(class_names):
+        twice = next(n for n in class_names if class_names.count(n) > 1)
+        raise PreparedDatasetError(f"{meta_path}: key 'class_names' lists '{twice}' twice")
+    labels = check.integers("labels", 0, len(class_names) - 1, f"a class index 0..{len(class_names) - 1}")
+    n = len(labels)
+    lengths = check.integers("lengths", 0, None, "a frame count >= 0", count=n)
+    sample_names = check.texts("sample_names", count=n)
+    splits_raw = check.value("splits", dict)
+    if not splits_raw:
+        raise PreparedDatasetError(f"{meta_path}: key 'splits' is empty (it needs at least one split)")
+    splits: dict[str, dict[str, np.ndarray]] = {}
+    for split, parts in splits_raw.items():
+        if not isinstance(parts, dict) or not parts or set(parts) - {"train", "test"}:
+            raise PreparedDatasetError(f"{meta_path}: splits.{split} must map 'train' and 'test' to sample "
+                                       f"indices, found {str(parts)[:60]}")
+        splits[split] = {part: check.integers(f"splits.{split}.{part}", 0, n - 1, f"a sample index 0..{n - 1}",
+                                              value=idx, unique=True)
+                         for part, idx in parts.items()}
+        if len(splits[split]) == 2:
+            both = np.intersect1d(splits[split]["train"], splits[split]["test"])
+            if len(both):
+                raise PreparedDatasetError(f"{meta_path}: sample {both[0]} ('{sample_names[both[0]]}') is in both "
+                                           f"the train and the test part of split '{split}'")
+    layout_spec = check.value("layout", (str, dict))
+    try:
+        layout = get_layout(layout_spec) if isinstance(layout_spec, str) else \
+            Layout.from_dict(layout_spec, source=f"{meta_path} key 'layout'")
+    except ValueError as err:  # LayoutError
+        raise PreparedDatasetError(f"{meta_path}: key 'layout': {err}") from None
+    provenance = raw.get("provenance", {})
+    extra = raw.get("extra_arrays", [])
+    if not isinstance(provenance, dict) or not isinstance(extra, list) or \
+            not all(isinstance(e, str) and e.isidentifier() for e in extra):
+        raise PreparedDatasetError(f"{meta_path}: 'provenance' must be a mapping and 'extra_arrays' a list of "
+                                   "array names")
+    return PreparedMeta(dataset=check.text("dataset"), layout=layout, class_names=class_names, labels=labels,
+                        lengths=lengths, sample_names=sample_names, splits=splits, provenance=provenance,
+                        extra_arrays=list(extra))
+
+
+class _MetaChecker:
+    """Typed access to the keys of a parsed meta.json; every failure names the file and the key."""
+
+    def __init__(self, path: Path, raw: dict[str, Any]):
+        self.path, self.raw = path, raw
+
+    def fail(self, key: str, problem: str) -> PreparedDatasetError:
+        return PreparedDatasetError(f"{self.path}: key '{key}': {problem}")
+
+    def value(self, key: str, kind: Any) -> Any:
+        if key not in self.raw:
+            raise PreparedDatasetError(f"{self.path}: missing key '{key}'")
+        value = self.raw[key]
+        if not isinstance(value, kind):
+            raise self.fail(key, f"expected {getattr(kind, '__name__', kind)}, found {type(value).__name__}")
+        return value
+
+    def text(self, key: str) -> str:
+        return self.value(key, str)
+
+    def texts(self, key: str, count: int | None = None) -> list[str]:
+        values = self.value(key, list)
+        bad = next((i for i, v in enumerate(values) if not isinstance(v, str)), None)
+        if bad is not None:
+            raise self.fail(key, f"entry {bad} is {values[bad]!r}, not a text")
+        if count is not None and len(values) != count:
+            raise self.fail(key, f"{len(values)} entries for {count} samples (key 'labels')")
+        return list(values)
+
+    def integers(self, key: str, low: int, high: int | None, meaning: str, count: int | None = None,
+                 value: Any = None, unique: bool = False) -> np.ndarray:
+        values = self.value(key, list) if value is None else value
+        if not isinstance(values, list):
+            raise self.fail(key, f"expected a list, found {type(values).__name__}")
+        for i, v in enumerate(values):
+            if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
+                raise self.fail(key, f"entry {i} is {v!r}, expected {meaning}")
+        if count is not None and len(values) != count:
+            raise self.fail(key, f"{len(values)} entries for {count} samples (key 'labels')")
+        out = np.asarray(values, dtype=np.int64)
+        if unique and len(np.unique(out)) != len(out):
+            seen = np.unique(out, return_counts=True)
+            raise self.fail(key, f"sample index {int(seen[0][seen[1] > 1][0])} is listed twice")
+        return out
 
 
 def open_data(root: str | Path, name: str = "data") -> np.ndarray:
-    """Memory-map DIR/<name>.npy read-only."""
-    return np.load(Path(root) / f"{name}.npy", mmap_mode="r")
+    """Memory-map DIR/<name>.npy read-only; PreparedDatasetError naming the file if it is missing or unreadable."""
+    path = Path(root) / f"{name}.npy"
+    if not path.is_file():
+        raise PreparedDatasetError(f"{path} does not exist (the prepared dataset is incomplete: prepare it again)")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as err:  # truncated, not .npy, object arrays
+        raise PreparedDatasetError(f"{path}: cannot read as a .npy array ({str(err).splitlines()[0][:120]}); "
+                                   "prepare the dataset again") from None
+
+
+def open_prepared(root: str | Path) -> tuple[PreparedMeta, np.ndarray]:
+    """(meta, memory-mapped data) of a prepared dataset, checked against each other: a 5-D float array with one
+    row per label, the layout's joint count, no valid length beyond the frames. PreparedDatasetError otherwise."""
+    meta = load_meta(root)
+    data = open_data(root)
+    where = Path(root) / DATA_FILE
+    if data.ndim != 5 or data.dtype.kind != "f":
+        raise PreparedDatasetError(f"{where}: {data.dtype} array of shape {data.shape}; a prepared dataset holds "
+                                   "float (N, C, T, V, M)")
+    n, _, t, v, _ = data.shape
+    if n != len(meta.labels):
+        raise PreparedDatasetError(f"{where} holds {n} samples but {Path(root) / META_FILE} describes "
+                                   f"{len(meta.labels)}: the two files do not belong together (prepare again)")
+    if v != meta.layout.num_joints:
+        raise PreparedDatasetError(f"{where} has {v} joints but the layout '{meta.layout.name}' in "
+                                   f"{META_FILE} has {meta.layout.num_joints}")
+    if len(meta.lengths) and int(meta.lengths.max()) > t:
+        i = int(np.argmax(meta.lengths))
+        raise PreparedDatasetError(f"{Path(root) / META_FILE}: key 'lengths': sample {i} "
+                                   f"('{meta.sample_names[i]}') has {meta.lengths[i]} valid frames but "
+                                   f"{DATA_FILE} holds {t} frames")
+    return meta, data
+
+
+def nonfinite_rows(data: np.ndarray, rows: np.ndarray | None = None, first_only: bool = False,
+                   chunk: int = 256) -> list[int]:
+    """Indices (into `data`, ascending) of the samples holding NaN or inf, among `rows` (default all); with
+    first_only, at most the first. Chunk by chunk: a memory-mapped dataset is never read whole into memory."""
+    rows = np.arange(len(data)) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
+    found: list[int] = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start:start + chunk]
+        contiguous = len(part) and part[-1] - part[0] + 1 == len(part)
+        block = np.asarray(data[part[0]:part[-1] + 1] if contiguous else data[part])
+        found += part[~np.isfinite(block.reshape(len(part), -1)).all(axis=1)].tolist()
+        if first_only and found:
+            return found[:1]
+    return found
+
+
+def nonfinite_error(root: str | Path, meta: PreparedMeta, row: int) -> PreparedDatasetError:
+    return PreparedDatasetError(f"{Path(root) / DATA_FILE}: sample {row} ('{meta.sample_names[row]}') holds NaN "
+                                "or infinite values; fix the source data and prepare again")
+
+
+SCAN_LIMIT_BYTES = 4 * 1024**3  # `info` scans the values of datasets up to this size
 
 
 def summarize(root: str | Path) -> dict[str, Any]:
     """What a prepared dataset holds: samples per split and class, frames, joints, persons, layout."""
-    meta = load_meta(root)
-    data = open_data(root)
+    meta, data = open_prepared(root)
     n, c, t, v, m = data.shape
+    if data.nbytes <= SCAN_LIMIT_BYTES:
+        bad = nonfinite_rows(data)
+        values = {"scanned": True, "nonfinite_samples": len(bad), "first_nonfinite": meta.sample_names[bad[0]]
+                  if bad else None}
+    else:
+        values = {"scanned": False, "nonfinite_samples": None, "first_nonfinite": None}
     splits = {}
     for split, parts in meta.splits.items():
         splits[split] = {}
@@ -232,6 +383,7 @@ def summarize(root: str | Path) -> dict[str, Any]:
         "length_mean": float(meta.lengths.mean()) if n else 0.0,
         "splits": splits,
         "extra_arrays": meta.extra_arrays,
+        "values": values,
         "provenance": meta.provenance,
     }
 
@@ -263,6 +415,7 @@ class PrepareReport:
     splits: dict[str, dict[str, int]]
     skipped: list[dict[str, Any]]
     seconds: float
+    notes: list[str] = field(default_factory=list)  # e.g. prepared vs published split counts
 
     def table(self) -> str:
         rows = [("split", "train", "test")]
@@ -276,6 +429,7 @@ class PrepareReport:
         lines.append(f"samples: {self.samples}   skipped: {len(self.skipped)}   time: {self.seconds:.1f} s")
         for reason, count in sorted(reasons.items()):
             lines.append(f"  skipped {count}: {reason}")
+        lines += [f"check: {note}" for note in self.notes]
         lines.append(f"written: {self.out_dir}")
         return "\n".join(lines)
 
@@ -393,28 +547,44 @@ def provenance(command: str, **details: Any) -> dict[str, Any]:
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), **details}
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def read_text_lines(path: Path) -> list[str]:
+    """The lines of a text file (split at line ends only: \\n, \\r\\n, \\r); BadInputError (line 0 = the whole
+    file) if it is not UTF-8 text or cannot be read."""
+    try:
+        return path.read_text().split("\n")  # not splitlines(): a form feed inside a line is no line end
+    except UnicodeDecodeError as err:
+        raise BadInputError(path, 0, f"not a text file (undecodable byte at offset {err.start})") from None
+    except OSError as err:
+        raise BadInputError(path, 0, f"cannot read the file ({err.strerror or err})") from None
+
+
 def read_numeric_rows(path: str | Path, width: int, meaning: str, keep: int | None = None) -> np.ndarray:
     """(rows, keep or width) float32 from a text file of whitespace-separated numbers, `width` a line.
 
-    Blank lines are skipped. A line with another count, a non-numeric value or NaN raises BadInputError naming
-    the file, the line and the problem; so does a file without rows. `meaning` describes a line for the
+    Blank lines are skipped. A line with another count, a non-numeric value (the dropped columns included), NaN,
+    inf or a value beyond float32 raises BadInputError naming the file, the line and the problem; so does a file
+    without rows or a file that is not text. `meaning` describes a line for the
     message (e.g. "x y z confidence").
     """
     path = Path(path)
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text_lines(path), start=1):
         if not line.strip():
             continue
         parts = line.split()
         if len(parts) != width:
             raise BadInputError(path, number, f"{len(parts)} values, expected {width} ({meaning})")
         try:
-            values = [float(v) for v in parts[:keep]]
+            values = [float(v) for v in parts]
         except ValueError:
             raise BadInputError(path, number, f"non-numeric value in '{line.strip()[:60]}'") from None
-        if not np.isfinite(values).all():
-            raise BadInputError(path, number, "NaN or infinite coordinate")
-        rows.append(values)
+        # stored as float32: a value beyond its range (3.4e38) would silently become inf
+        if not all(abs(v) <= FLOAT32_MAX for v in values):
+            raise BadInputError(path, number, f"NaN, infinite or out-of-range value in '{line.strip()[:60]}'")
+        rows.append(values[:keep])
     if not rows:
         raise BadInputError(path, 0, "empty sequence (no rows)")
     return np.asarray(rows, dtype=np.float32)

@@ -15,14 +15,15 @@ leaves them out instead.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
 import numpy as np
 
 from skelssl.data.ntu_preprocess import resample_linear
-from skelssl.data.prepared import (BadInputError, PreparedMeta, PrepareReport, SkipSample, provenance,
-                                   run_prepare)
+from skelssl.data.prepared import (FLOAT32_MAX, BadInputError, PreparedMeta, PrepareReport, SkipSample,
+                                   provenance, run_prepare)
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import KINECT20
 
@@ -36,29 +37,62 @@ _NAME_RE = re.compile(r"a(\d+)_s(\d+)_e(\d+)_v(\d+)")
 
 
 def read_ucla_json(path: str | Path) -> tuple[np.ndarray, int, str]:
-    """(T, 20, 3) float32 skeletons, 0-based label and name of one NW-UCLA JSON file."""
+    """(T, 20, 3) float32 skeletons, 0-based label and name of one NW-UCLA JSON file.
+
+    BadInputError (naming the file, the JSON line where the parser gives one, and the key) for text that is not
+    JSON, a top level that is not an object, a missing key, skeletons that are not numbers (strings, booleans,
+    null) of shape [T][20][3] with T >= 1, values that are NaN, infinite or beyond float32, and a label that is
+    not a whole number 1..10 (3.7, true, "3").
+    """
     path = Path(path)
     try:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise BadInputError(path, err.lineno, f"not valid JSON ({err.msg})") from None
+    except UnicodeDecodeError as err:
+        raise BadInputError(path, 0, f"not a text file (undecodable byte at offset {err.start})") from None
+    except RecursionError:
+        raise BadInputError(path, 0, "not a NW-UCLA file (JSON nested too deeply)") from None
+    if not isinstance(raw, dict):
+        raise BadInputError(path, 0, f"expected a JSON object with file_name, skeletons, label; found a "
+                                     f"{type(raw).__name__}")
     for key in ("file_name", "skeletons", "label"):
         if key not in raw:
             raise BadInputError(path, 0, f"missing key '{key}'")
+    frames = raw["skeletons"]
+    if not isinstance(frames, list) or not all(
+            isinstance(frame, list) and len(frame) == 20 and
+            all(isinstance(joint, list) and len(joint) == 3 for joint in frame) for frame in frames):
+        raise BadInputError(path, 0, "key 'skeletons' is not a [T][20][3] list, expected (T, 20, 3) numbers")
+    if not frames:
+        raise BadInputError(path, 0, "key 'skeletons': empty sequence (0 frames)")
+    # JSON numbers only: "1.5" or true would be converted silently by numpy (true to 1.0)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+               for frame in frames for joint in frame for v in joint):
+        raise BadInputError(path, 0, "key 'skeletons' does not hold only numbers, expected (T, 20, 3) numbers")
     try:
-        joints = np.asarray(raw["skeletons"], dtype=np.float32)
-    except (ValueError, TypeError):
-        raise BadInputError(path, 0, "'skeletons' is not a numeric [T][20][3] array") from None
-    if joints.ndim != 3 or joints.shape[1:] != (20, 3):
-        raise BadInputError(path, 0, f"'skeletons' has shape {joints.shape}, expected (T, 20, 3)")
-    if joints.shape[0] == 0:
-        raise BadInputError(path, 0, "empty sequence (0 frames)")
-    if not np.isfinite(joints).all():
-        raise BadInputError(path, 0, "NaN or infinite coordinate")
-    label = int(raw["label"]) - 1
-    if not 0 <= label < len(UCLA_CLASS_NAMES):
-        raise BadInputError(path, 0, f"label {raw['label']} outside 1..{len(UCLA_CLASS_NAMES)}")
-    return joints, label, str(raw["file_name"])
+        values = np.array(frames, dtype=np.float64)
+    except OverflowError:  # an integer beyond any float
+        values = np.full(1, np.inf)
+    if not (np.abs(values) <= FLOAT32_MAX).all():
+        frame = int(np.nonzero(~(np.abs(values) <= FLOAT32_MAX).reshape(len(values), -1).all(axis=1))[0][0]) \
+            if values.ndim == 3 else 0
+        raise BadInputError(path, 0, f"key 'skeletons': NaN, infinite or out-of-range value in frame {frame + 1}")
+    joints = values.astype(np.float32)
+    label = _whole_number(raw["label"])
+    if label is None or not 1 <= label <= len(UCLA_CLASS_NAMES):
+        raise BadInputError(path, 0, f"key 'label' is {json.dumps(raw['label'])[:40]}; expected a whole number "
+                                     f"1..{len(UCLA_CLASS_NAMES)}")
+    return joints, label - 1, str(raw["file_name"])
+
+
+def _whole_number(value: object) -> int | None:
+    """value as an int if it is a JSON number without a fraction (3 or 3.0), else None (3.7, true, "3")."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    return int(value)
 
 
 def _ucla_worker(task: tuple[str, int, bool]) -> tuple[np.ndarray, int, dict]:

@@ -1,18 +1,31 @@
 """Skeleton layouts: joints, edges, body parts, left/right pairs, bones and the graph adjacency.
 
-All indices are 0-based. Edges are stored as (joint, parent) pairs: walking parents from any joint reaches
-the layout's centre joint, which is also the root of the bone stream (its own bone is zero).
+All indices are 0-based. Edges are stored as (joint, parent) pairs and form a tree (or several): every joint
+has at most one parent and walking parents never returns to a joint (no cycle), so the bone stream is defined;
+a joint without a parent (in the shipped layouts, the centre joint) has a zero bone.
+
+A layout from a YAML file or a dict is checked before use: unknown or missing keys, values of the wrong kind
+(a float or a boolean where a joint index belongs), indices out of range, duplicate joint names, a joint with
+two parents, an edge cycle, parts that do not cover every joint once and joints in two left/right pairs each
+raise LayoutError (a UserError and a ValueError) naming the file and the key.
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Layout", "NTU25", "KINECT20", "get_layout", "available_layouts"]
+from skelssl.errors import UserError
+
+__all__ = ["Layout", "LayoutError", "NTU25", "KINECT20", "get_layout", "available_layouts"]
+
+
+class LayoutError(UserError, ValueError):
+    """A layout (YAML file, dict or built-in definition) is malformed; the message names the source and key."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,7 @@ class Layout:
     parts: dict[str, tuple[int, ...]] = field(hash=False)
     hands: dict[str, tuple[int, ...]] = field(hash=False)
     left_right: tuple[tuple[int, int], ...]
+    source: str = field(default="", compare=False, repr=False)  # where it was read from, for messages
 
     def __post_init__(self) -> None:
         validate_layout(self)
@@ -100,57 +114,138 @@ class Layout:
 
     @classmethod
     def from_dict(cls, spec: dict[str, Any], source: str = "layout") -> "Layout":
-        required = ["name", "joint_names", "edges", "center", "parts"]
-        missing = [k for k in required if k not in spec]
+        """A layout from a mapping (a parsed YAML file, meta.json), checked key by key (see the module doc)."""
+        if not isinstance(spec, dict):
+            raise LayoutError(f"{source}: a layout must be a mapping of {list(_REQUIRED_KEYS + _OPTIONAL_KEYS)}, "
+                              f"found {type(spec).__name__}")
+        unknown = [str(k) for k in spec if k not in _REQUIRED_KEYS + _OPTIONAL_KEYS]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], _REQUIRED_KEYS + _OPTIONAL_KEYS, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise LayoutError(f"{source}: unknown key '{unknown[0]}'{hint}; a layout has the keys "
+                              f"{list(_REQUIRED_KEYS)} and optionally {list(_OPTIONAL_KEYS)}")
+        missing = [k for k in _REQUIRED_KEYS if k not in spec]
         if missing:
-            raise ValueError(f"{source}: missing key(s) {missing}; a layout needs {required} "
-                             "(and optionally 'hands', 'left_right')")
-        try:
-            return cls(
-                name=str(spec["name"]),
-                joint_names=tuple(str(j) for j in spec["joint_names"]),
-                edges=tuple((int(a), int(b)) for a, b in spec["edges"]),
-                center=int(spec["center"]),
-                parts={str(k): tuple(int(j) for j in v) for k, v in spec["parts"].items()},
-                hands={str(k): tuple(int(j) for j in v) for k, v in (spec.get("hands") or {}).items()},
-                left_right=tuple((int(a), int(b)) for a, b in (spec.get("left_right") or [])),
-            )
-        except ValueError as err:
-            raise ValueError(f"{source}: {err}") from None
+            raise LayoutError(f"{source}: missing key(s) {missing}; a layout needs {list(_REQUIRED_KEYS)} "
+                              f"(and optionally {list(_OPTIONAL_KEYS)})")
+        name = spec["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise LayoutError(f"{source}: 'name' must be a non-empty text, found {name!r}")
+        names = _sequence(spec["joint_names"], source, "joint_names")
+        for i, joint in enumerate(names):
+            if not isinstance(joint, str) or not joint.strip():
+                raise LayoutError(f"{source}: joint_names[{i}] must be a non-empty text, found {joint!r}")
+        layout = cls(
+            name=name,
+            joint_names=tuple(names),
+            edges=_pairs(spec["edges"], source, "edges"),
+            center=_index(spec["center"], source, "center"),
+            parts=_groups(spec["parts"], source, "parts"),
+            hands=_groups(spec.get("hands") or {}, source, "hands"),
+            left_right=_pairs(spec.get("left_right") or [], source, "left_right"),
+            source=source,
+        )
+        return layout
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Layout":
         from omegaconf import OmegaConf
 
-        spec = OmegaConf.to_container(OmegaConf.load(str(path)), resolve=True)
-        if not isinstance(spec, dict):
-            raise ValueError(f"{path}: a layout file must be a YAML mapping")
+        try:
+            spec = OmegaConf.to_container(OmegaConf.load(str(path)), resolve=True)
+        except Exception as err:  # YAML syntax, duplicate keys, unreadable or binary file, bad interpolation
+            mark = getattr(err, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            problem = getattr(err, "problem", None) or (str(err).splitlines() or [type(err).__name__])[0]
+            raise LayoutError(f"{where}: not a readable layout YAML file ({problem})") from None
         return cls.from_dict(spec, source=str(path))
 
 
+_REQUIRED_KEYS = ("name", "joint_names", "edges", "center", "parts")
+_OPTIONAL_KEYS = ("hands", "left_right")
+
+
+def _sequence(value: Any, source: str, key: str) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise LayoutError(f"{source}: '{key}' must be a list, found {type(value).__name__} {str(value)[:40]!r}")
+    return list(value)
+
+
+def _index(value: Any, source: str, key: str) -> int:
+    # bool is an int in Python and YAML's `1.0` a float: neither is a joint index.
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise LayoutError(f"{source}: {key} must be an integer joint index, found {value!r}")
+    return int(value)
+
+
+def _pairs(value: Any, source: str, key: str) -> tuple[tuple[int, int], ...]:
+    pairs = []
+    for i, pair in enumerate(_sequence(value, source, key)):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise LayoutError(f"{source}: {key}[{i}] must be a pair [a, b] of joint indices, found {pair!r}")
+        pairs.append((_index(pair[0], source, f"{key}[{i}]"), _index(pair[1], source, f"{key}[{i}]")))
+    return tuple(pairs)
+
+
+def _groups(value: Any, source: str, key: str) -> dict[str, tuple[int, ...]]:
+    if not isinstance(value, dict):
+        raise LayoutError(f"{source}: '{key}' must be a mapping of group name -> joint indices, found "
+                          f"{type(value).__name__}")
+    return {str(name): tuple(_index(j, source, f"{key}.{name}") for j in _sequence(joints, source, f"{key}.{name}"))
+            for name, joints in value.items()}
+
+
 def validate_layout(layout: Layout) -> None:
-    """Raise ValueError naming the first inconsistency in a layout."""
+    """Raise LayoutError naming the first inconsistency in a layout (see the module doc)."""
     v = len(layout.joint_names)
-    where = f"layout '{layout.name}'"
+    where = layout.source or f"layout '{layout.name}'"
     if v == 0:
-        raise ValueError(f"{where}: no joints")
+        raise LayoutError(f"{where}: no joints")
+    seen: dict[str, int] = {}
+    for i, joint in enumerate(layout.joint_names):
+        if joint in seen:
+            raise LayoutError(f"{where}: joint_names[{i}] '{joint}' repeats joint_names[{seen[joint]}]")
+        seen[joint] = i
     if not 0 <= layout.center < v:
-        raise ValueError(f"{where}: centre joint {layout.center} is outside 0..{v - 1}")
-    for a, b in layout.edges:
+        raise LayoutError(f"{where}: centre joint {layout.center} is outside 0..{v - 1}")
+    parent: dict[int, int] = {}
+    for i, (a, b) in enumerate(layout.edges):
         if not (0 <= a < v and 0 <= b < v) or a == b:
-            raise ValueError(f"{where}: edge ({a}, {b}) is not a pair of distinct joints in 0..{v - 1}")
-    children = [a for a, _ in layout.edges]
-    if len(set(children)) != len(children):
-        raise ValueError(f"{where}: a joint has more than one parent in 'edges' (edges are (joint, parent))")
+            raise LayoutError(f"{where}: edges[{i}] ({a}, {b}) is not a pair of distinct joints in 0..{v - 1}")
+        if a in parent:
+            raise LayoutError(f"{where}: edges[{i}]: joint {a} already has the parent {parent[a]} (edges are "
+                              "(joint, parent) and a joint has one parent)")
+        parent[a] = b
+    for start in parent:  # walking parents must end at a root: a joint on a cycle has no bone
+        path, j = [start], parent[start]
+        while j in parent and j not in path:
+            path.append(j)
+            j = parent[j]
+        if j in path:
+            cycle = path[path.index(j):] + [j]
+            names = " -> ".join(layout.joint_names[k] for k in cycle)
+            raise LayoutError(f"{where}: 'edges' contain a cycle ({names}); edges are (joint, parent) pairs "
+                              "of a tree, so that every joint has a bone")
     covered = sorted(j for joints in layout.parts.values() for j in joints)
     if covered != list(range(v)):
-        raise ValueError(f"{where}: 'parts' must cover every joint exactly once")
-    for left, right in layout.left_right:
+        twice = sorted({j for j in covered if covered.count(j) > 1})
+        absent = sorted(set(range(v)) - set(covered))
+        outside = sorted({j for j in covered if not 0 <= j < v})
+        raise LayoutError(f"{where}: 'parts' must cover every joint 0..{v - 1} exactly once (missing {absent[:5]}, "
+                          f"twice {twice[:5]}, outside {outside[:5]})")
+    in_pair: dict[int, int] = {}
+    for i, (left, right) in enumerate(layout.left_right):
         if not (0 <= left < v and 0 <= right < v) or left == right:
-            raise ValueError(f"{where}: left/right pair ({left}, {right}) is invalid")
-    for joints in layout.hands.values():
+            raise LayoutError(f"{where}: left_right[{i}] ({left}, {right}) is not a pair of distinct joints in "
+                              f"0..{v - 1}")
+        for joint in (left, right):
+            if joint in in_pair:  # the flip must be a permutation
+                raise LayoutError(f"{where}: left_right[{i}]: joint {joint} is already in left_right"
+                                  f"[{in_pair[joint]}]")
+            in_pair[joint] = i
+    for name, joints in layout.hands.items():
         if any(not 0 <= j < v for j in joints):
-            raise ValueError(f"{where}: a hand group names a joint outside 0..{v - 1}")
+            raise LayoutError(f"{where}: hands.{name} names a joint outside 0..{v - 1}")
 
 
 def _edges_1based(pairs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -226,9 +321,11 @@ def get_layout(spec: str | dict[str, Any] | Layout) -> Layout:
         return spec
     if isinstance(spec, dict):
         return Layout.from_dict(spec)
+    if not isinstance(spec, (str, Path)):
+        raise LayoutError(f"a layout is a name, a YAML file or a mapping, found {type(spec).__name__}")
     if spec in _LAYOUTS:
         return _LAYOUTS[spec]
     if str(spec).endswith((".yaml", ".yml")) and Path(spec).is_file():
         return Layout.from_yaml(spec)
-    raise ValueError(f"unknown skeleton layout '{spec}'; known layouts: {', '.join(available_layouts())} "
+    raise LayoutError(f"unknown skeleton layout '{spec}'; known layouts: {', '.join(available_layouts())} "
                      "(or give a layout YAML file)")

@@ -47,6 +47,8 @@ class PreparedMeta:
     splits: dict[str, dict[str, np.ndarray]]
     provenance: dict[str, Any] = field(default_factory=dict)
     extra_arrays: list[str] = field(default_factory=list)
+    # What each of the C channels holds, e.g. ["x", "y", "score"]; empty = coordinates x, y (, z).
+    channel_names: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -67,6 +69,7 @@ class PreparedMeta:
                        for s, parts in self.splits.items()},
             "provenance": self.provenance,
             "extra_arrays": list(self.extra_arrays),
+            **({"channel_names": list(self.channel_names)} if self.channel_names else {}),
         }
 
 
@@ -196,6 +199,7 @@ def load_meta(root: str | Path) -> PreparedMeta:
                 for s, parts in raw["splits"].items()},
         provenance=raw.get("provenance", {}),
         extra_arrays=list(raw.get("extra_arrays", [])),
+        channel_names=[str(c) for c in raw.get("channel_names", [])],
     )
 
 
@@ -233,7 +237,16 @@ def summarize(root: str | Path) -> dict[str, Any]:
         "splits": splits,
         "extra_arrays": meta.extra_arrays,
         "provenance": meta.provenance,
+        "channel_names": meta.channel_names or ["x", "y", "z"][:int(c)],
+        "normalization": (meta.provenance or {}).get("normalization"),
+        "warnings": _normalisation_warnings(data, meta),
     }
+
+
+def _normalisation_warnings(data: np.ndarray, meta: PreparedMeta) -> list[str]:
+    from skelssl.data.normalize import dataset_warnings  # normalize imports this module's neighbours
+
+    return dataset_warnings(data, meta.channel_names or None)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -263,6 +276,7 @@ class PrepareReport:
     splits: dict[str, dict[str, int]]
     skipped: list[dict[str, Any]]
     seconds: float
+    notes: list[str] = field(default_factory=list)  # what the user should know about the result
 
     def table(self) -> str:
         rows = [("split", "train", "test")]
@@ -276,6 +290,7 @@ class PrepareReport:
         lines.append(f"samples: {self.samples}   skipped: {len(self.skipped)}   time: {self.seconds:.1f} s")
         for reason, count in sorted(reasons.items()):
             lines.append(f"  skipped {count}: {reason}")
+        lines.extend(f"  note: {note}" for note in self.notes)
         lines.append(f"written: {self.out_dir}")
         return "\n".join(lines)
 

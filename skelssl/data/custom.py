@@ -24,8 +24,8 @@ import numpy as np
 from skelssl.data.custom_inputs import (Recordings, array_recordings, csv_labels, folder_recordings,
                                         given_lengths, labels_and_classes, load_array, npz_keys, read_class_names,
                                         split_mask)
-from skelssl.data.normalize import (NormalizeOptions, channel_names_for, normalize_sequence, resolve,
-                                    valid_range)
+from skelssl.data.normalize import (NormalizeOptions, channel_names_for, decide_alignment, facing_angle,
+                                    normalize_sequence, resolve, valid_range)
 from skelssl.data.prepared import PreparedMeta, PreparedWriter, PrepareReport, provenance, write_json_atomic
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import Layout, get_layout
@@ -97,9 +97,10 @@ def prepare_custom(arrays: str | Path, layout: str | Path | Layout, out_dir: str
     label_arr, names = labels_and_classes(rec.labels, rec.labels_source, rec.num, names_list, names_source)
     train = split_mask(rec.split, rec.split_source, rec.num) if rec.split is not None else None
 
-    # Pass 1: valid frames of every recording (and the bad ones).
+    # Pass 1: valid frames of every recording (and the bad ones), the directions people face.
     ranges = np.zeros((rec.num, 2), dtype=np.int64)
     skipped: list[dict] = []
+    angles: list[float] = []
     for i in range(rec.num):
         try:
             seq = rec.read(i)
@@ -108,12 +109,15 @@ def prepare_custom(arrays: str | Path, layout: str | Path | Layout, out_dir: str
             first, stop = valid_range(seq, coordinates) if steps.trim else (0, len(seq))
             if stop == 0:
                 raise UserError(f"{rec.where(i)}: no skeleton in any frame (all coordinates are zero)")
+            if steps.align_auto and (angle := facing_angle(seq, first, steps)) is not None:
+                angles.append(angle)
         except UserError as err:
             if not skip_bad:
                 raise UserError(f"{err} (fix or remove it, or pass --skip-bad to leave it out)") from None
             skipped.append({"file": rec.where(i), "sample": int(i), "reason": str(err)})
             continue
         ranges[i] = first, stop
+    steps = decide_alignment(steps, angles)
     kept = np.flatnonzero(ranges[:, 1] > 0)
     if len(kept) == 0:
         raise UserError(f"{rec.source}: every recording was left out ({len(skipped)}); first: {skipped[0]['reason']}")

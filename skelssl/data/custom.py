@@ -106,7 +106,11 @@ def prepare_custom(arrays: str | Path, layout: str | Path | Layout, out_dir: str
             seq = rec.read(i)
             if rec.lengths is not None:
                 seq = seq[:int(rec.lengths[i])]
-            first, stop = valid_range(seq, coordinates) if steps.trim else (0, len(seq))
+            first, stop = valid_range(seq, coordinates)
+            if rec.lengths is not None:
+                stop = len(seq) if stop else 0
+            if not steps.trim:
+                first = 0
             if stop == 0:
                 raise UserError(f"{rec.where(i)}: no skeleton in any frame (all coordinates are zero)")
             if steps.align_auto and (angle := facing_angle(seq, first, steps)) is not None:
@@ -121,11 +125,10 @@ def prepare_custom(arrays: str | Path, layout: str | Path | Layout, out_dir: str
     kept = np.flatnonzero(ranges[:, 1] > 0)
     if len(kept) == 0:
         raise UserError(f"{rec.source}: every recording was left out ({len(skipped)}); first: {skipped[0]['reason']}")
-    valid = ranges[kept, 1] - ranges[kept, 0]
     if steps.temporal == "resample":
         out_frames = steps.frames
     else:
-        out_frames = steps.frames or int(valid.max())
+        out_frames = steps.frames or rec.frames
 
     # Pass 2: normalise and write.
     shape = (len(kept), rec.channels, out_frames, rec.joints, rec.persons)

@@ -5,8 +5,8 @@ hundreds of pixels into an image, seen from any side, recordings of any length z
 A network learns little from that (SkeletonCLR collapses on it), so `skelssl prepare custom` applies, per
 recording and in this order:
 
-1. valid range: the frames between the first and the last frame that hold a skeleton (leading and trailing
-   all-zero frames are padding), or the lengths the user gives;
+1. valid range: up to the last frame that holds a skeleton (trailing all-zero frames are padding), or up to
+   the length the user gives; from the first frame holding one (`trim`: leading empty frames are dropped);
 2. centring: subtract the centre joint (the layout's, or `center_joint`) of person 0 in the first valid frame
    from every frame and person (`first_frame`, the NW-UCLA / MSR convention: the motion of the body through
    the room is kept), or every person's own centre joint in every frame (`every_frame`);
@@ -86,7 +86,7 @@ def coordinate_count(channel_names: tuple[str, ...] | list[str] | None, channels
 class NormalizeOptions:
     """What `prepare custom` does to every recording (module docstring); "auto" is resolved per dataset.
 
-    trim: drop leading and trailing all-zero frames (when no lengths are given).
+    trim: drop the leading all-zero frames (trailing ones are always padding: they make the length).
     center: "first_frame", "every_frame" or "none"; center_joint: a joint name or 0-based index
         (None: the layout's centre).
     align: "first_frame" (3D), "none", or "auto" = first_frame for 3D data whose layout names its hips and
@@ -96,7 +96,7 @@ class NormalizeOptions:
     body_joints: (left hip, right hip, left shoulder, right shoulder) as names or indices, when the layout's
         joint names do not say (see find_body_joints).
     temporal: "resample" (valid frames linearly to `frames`) or "pad" (crop / zero-pad to `frames`;
-        0 = the longest recording).
+        0 = the frames of the input array, or of the longest recording of a folder).
     """
 
     trim: bool = True
@@ -123,7 +123,7 @@ class NormalizeOptions:
                             f"right shoulder; got {list(self.body_joints)}")
 
 
-OFF = NormalizeOptions(center="none", align="none", scale="none", temporal="pad", frames=0)
+OFF = NormalizeOptions(trim=False, center="none", align="none", scale="none", temporal="pad", frames=0)
 
 
 @dataclass(frozen=True)
@@ -154,7 +154,7 @@ class NormalizeSteps:
 
 def describe_steps(steps: dict[str, Any]) -> str:
     """One line for `skelssl info` from the `normalization` record of meta.json."""
-    parts = ["valid range: " + ("leading/trailing zero frames dropped" if steps.get("trim") else "as given")]
+    parts = ["valid frames: " + ("leading empty frames dropped" if steps.get("trim") else "from frame 0")]
     center = steps.get("center", "none")
     parts.append("centre: none" if center == "none" else f"centre: {steps.get('center_joint')} ({center})")
     align = steps.get("align", "none")

@@ -61,6 +61,15 @@ def test_upright_rotation_takes_spine_to_y_and_hips_to_x():
     turned = upright_body()[:, [2, 1, 0]] * np.array([1, 1, -1])  # x -> -z
     rot = upright_rotation(turned, (1, 2, 3, 4))
     np.testing.assert_allclose(rot @ turned.T, upright_body().T, atol=1e-12)
+    # A tilted pelvis (right hip 0.1 higher) turned by 30 degrees: the spine still ends exactly on +y, the hip
+    # line in the x-y plane (only its horizontal part is turned onto x).
+    tilted = upright_body()
+    tilted[2, 1] += 0.1
+    tilted[[3, 4], 1] += 0.05  # keep the spine vertical before the turn
+    c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
+    turn = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    rot = upright_rotation(tilted @ turn.T, (1, 2, 3, 4))
+    np.testing.assert_allclose(rot @ turn, np.eye(3), atol=1e-12)
     assert upright_rotation(np.zeros((5, 3)), (1, 2, 3, 4)) is None
 
 

@@ -215,7 +215,8 @@ class Recordings:
     split_source: str = ""
 
     def read(self, i: int) -> np.ndarray:
-        seq = self.reader(i)
+        with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: reported just below
+            seq = self.reader(i)
         if not np.isfinite(seq).all():
             t, m, v, _ = np.argwhere(~np.isfinite(seq))[0]
             raise UserError(f"{self.where(i)}: NaN or infinite coordinate (or one beyond float32 range) at "

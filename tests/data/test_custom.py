@@ -3,7 +3,9 @@ file, `skelssl info` showing what was done, warning on un-normalised data and pr
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -156,10 +158,25 @@ def test_bad_recordings_are_named_and_skip_bad_leaves_them_out(tmp_path):
     assert [s["sample"] for s in skipped] == [1, 2]
 
 
+@contextlib.contextmanager
+def time_limit(seconds: int):
+    """Fail (instead of hanging the suite) when the body runs longer than `seconds` (Unix: SIGALRM)."""
+    def expired(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_label_of_ten_to_the_twelve_is_refused_at_once(tmp_path):
     np.save(tmp_path / "d.npy", np.ones((3, 4, 20, 3), np.float32))
     np.save(tmp_path / "l.npy", np.array([0, 10**12, 1]))
-    with pytest.raises(UserError, match=r"l.npy: label 1000000000000 of sample 1 would make"):
+    with time_limit(20), pytest.raises(UserError, match=r"l.npy: label 1000000000000 of sample 1 would make"):
         prepare_custom(tmp_path / "d.npy", KINECT20, tmp_path / "out", labels=tmp_path / "l.npy")
 
 

@@ -262,7 +262,7 @@ def test_fuzz_prepare_custom_inputs():
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
     @given(case=cases())
     def check(case):
-        with tempfile.TemporaryDirectory() as tmp, time_limit(60):  # a hang fails, never blocks the suite
+        with tempfile.TemporaryDirectory() as tmp, time_limit(30):  # a hang fails, never blocks the suite
             outcomes[run_case(case, Path(tmp))] += 1
 
     check()

@@ -96,3 +96,29 @@ def test_method_takes_the_coordinates_from_the_data():
     torch.rand(N, 3, 3, generator=g)
     torch.testing.assert_close(out[:, 2:], temporal_crop(x[:, 2:], g))  # score only cropped, not sheared
     assert method.encoder_q(x).shape == (N, method.encoder_q.feature_dim)
+
+
+@pytest.mark.parametrize("names", [["x", "y"], ["x", "y", "score"]])
+def test_every_method_trains_a_step_on_2d_keypoints(names):
+    """The encoders take C from the data and every method's views work on 2D (a loss, finite, with
+    gradients reaching the first layer)."""
+    from omegaconf import OmegaConf
+
+    from skelssl.config import defaults_for
+    from skelssl.methods import METHODS
+
+    x = keypoints(len(names) == 3)
+    for name in ("skeletonclr", "aimclr", "actclr"):
+        cfg = defaults_for(name)
+        cfg.model.stgcn.hidden_channels, cfg.model.stgcn.out_channels = 4, 16
+        cfg.method.queue_size, cfg.method.feature_dim = 16, 8
+        cfg.augment.crop_out_frames = cfg.augment.crop_min_frames = T
+        method = METHODS[name](OmegaConf.create(OmegaConf.to_container(cfg)), COCO17,
+                               {"channels": len(names), "channel_names": names})
+        if name == "actclr":
+            method.update_anchor(x.numpy())  # eq. 2: the dataset average, here the batch's
+        loss, _ = method.training_loss({"x": x, "label": torch.zeros(N, dtype=torch.long),
+                                        "index": torch.arange(N)})
+        loss.backward()
+        first = next(p for p in method.encoder_q.parameters() if p.grad is not None)
+        assert torch.isfinite(loss) and first.grad.abs().sum() > 0, name

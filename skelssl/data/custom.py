@@ -36,8 +36,10 @@ def _layout(layout: str | Path | Layout) -> Layout:
         return layout
     try:
         return get_layout(str(layout))
-    except (ValueError, OSError) as err:
-        raise UserError(f"layout: {err}") from None
+    except UserError:
+        raise
+    except Exception as err:  # a layout YAML in any state (unparsable, wrong kinds): one line naming it
+        raise UserError(f"layout '{layout}': {type(err).__name__ if not str(err) else err}") from None
 
 
 def _side_array(arrays: Path, given: str | Path | None, key: str, what: str) -> tuple[np.ndarray | None, str]:
@@ -118,7 +120,8 @@ def prepare_custom(arrays: str | Path, layout: str | Path | Layout, out_dir: str
         except UserError as err:
             if not skip_bad:
                 raise UserError(f"{err} (fix or remove it, or pass --skip-bad to leave it out)") from None
-            skipped.append({"file": rec.where(i), "sample": int(i), "reason": str(err)})
+            skipped.append({"file": rec.where(i), "sample": int(i),
+                            "reason": str(err).removeprefix(f"{rec.where(i)}: ")})
             continue
         ranges[i] = first, stop
     steps = decide_alignment(steps, angles)

@@ -217,6 +217,11 @@ def test_cli_reports_bad_options_and_files(tmp_path, capsys):
                            "kinect20", "--labels", str(tmp_path / "l.npy"), "--out", str(tmp_path / "o"),
                            "--center-joint", "nose")
     assert code == 2 and "layout 'kinect20' has no joint 'nose'" in err
+    (tmp_path / "bad.yaml").write_text("name: [broken\n  joints: {")
+    code, _, err = run_cli(capsys, "prepare", "custom", "--arrays", str(tmp_path / "d.npy"), "--layout",
+                           str(tmp_path / "bad.yaml"), "--labels", str(tmp_path / "l.npy"), "--out",
+                           str(tmp_path / "o"))
+    assert code == 2 and f"layout '{tmp_path / 'bad.yaml'}'" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
 

@@ -261,3 +261,24 @@ def test_2d_run_end_to_end(tmp_path, capsys):
                                                                           "last.ckpt"))
     assert code == 0, err
     assert "1nn" in out.lower() or "knn" in out.lower()
+
+
+def test_baseline_uses_the_coordinates_not_the_score(tmp_path):
+    from skelssl.data.prepared import PreparedMeta, write_prepared
+    from skelssl.evaluation.baseline import coordinate_1nn
+
+    rng = np.random.default_rng(2)
+    data = np.zeros((4, 3, 5, 17, 1), np.float32)
+    data[:2, :2] = rng.normal(size=(2, 2, 5, 17, 1))
+    data[:2, 2] = rng.uniform(0, 1, (2, 5, 17, 1))
+    data[2:, :2] = data[:2, :2]  # test coordinates = train coordinates, same labels...
+    data[2, 2], data[3, 2] = data[1, 2] * 100, data[0, 2] * 100  # ...but each score is the other class's
+    meta = PreparedMeta(dataset="d", layout=COCO17, class_names=["a", "b"], labels=np.array([0, 1, 0, 1]),
+                        lengths=np.full(4, 5), sample_names=list("pqrs"),
+                        splits={"s": {"train": np.array([0, 1]), "test": np.array([2, 3])}},
+                        channel_names=["x", "y", "score"])
+    write_prepared(tmp_path / "p", data, meta)
+    assert coordinate_1nn(tmp_path / "p")["s"]["accuracy"] == 1.0
+    meta.channel_names = []  # read as (x, y, z): the "z" decides
+    write_prepared(tmp_path / "q", data, meta)
+    assert coordinate_1nn(tmp_path / "q")["s"]["accuracy"] == 0.0

@@ -117,7 +117,35 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if prov:
         shown = {k: v for k, v in prov.items() if isinstance(v, (str, int, float)) and len(str(v)) < 120}
         print("  provenance: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+    _print_normalisation(info)
+    if args.baseline:
+        from skelssl.evaluation.baseline import coordinate_1nn
+
+        results = coordinate_1nn(args.dataset)
+        if not results:
+            print("  baseline: no split has both a train and a test part")
+        for split, result in results.items():
+            print(f"  baseline (no learning, 1-NN cosine on the prepared coordinates), split {split}: "
+                  f"{100 * result['accuracy']:.1f} % ({result['train']} train, {result['test']} test); "
+                  "a learned encoder must beat it")
     return 0
+
+
+def _print_normalisation(info: dict) -> None:
+    """What `prepare custom` did to the coordinates, and what looks un-normalised (with the fix)."""
+    from skelssl.data.normalize import describe_steps
+
+    if info["channel_names"] != ["x", "y", "z"]:
+        print(f"  channels: {', '.join(info['channel_names'])}")
+    steps = info.get("normalization")
+    if steps:
+        print(f"  normalisation: {describe_steps(steps)}")
+        for note in steps.get("notes", []):
+            print(f"    {note}")
+        for what, detail in (steps.get("not_applied") or {}).items():
+            print(f"    {detail['count']} recording(s) {what} (samples {detail['samples'][:5]} ...)")
+    for warning in info["warnings"]:
+        print(f"  warning: {warning}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="what a prepared dataset holds")
     info.add_argument("dataset", help="prepared dataset directory")
     info.add_argument("--json", action="store_true")
+    info.add_argument("--baseline", action="store_true",
+                      help="also the no-learning 1-NN on the prepared coordinates (what an encoder must beat)")
     info.set_defaults(func=_cmd_info)
 
     try:

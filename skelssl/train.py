@@ -44,6 +44,15 @@ def ensure_dataset(cfg: DictConfig) -> None:
                     "first (see docs/data.md), or point data.root at a prepared dataset")
 
 
+def warn_if_unnormalised(root: str | Path) -> None:
+    """Say, before a run spends hours on it, when the prepared data looks un-normalised (and what fixes it)."""
+    from skelssl.data.normalize import dataset_warnings
+    from skelssl.data.prepared import load_meta, open_data
+
+    for warning in dataset_warnings(open_data(root), load_meta(root).channel_names or None):
+        print(f"skelssl pretrain: warning: {root}: {warning}", file=sys.stderr)
+
+
 def set_threads(cfg: DictConfig) -> None:
     if int(cfg.trainer.get("threads", 0)) > 0:
         torch.set_num_threads(int(cfg.trainer.threads))
@@ -153,6 +162,7 @@ def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int 
 
     L.seed_everything(int(cfg.trainer.seed), workers=True, verbose=False)
     ensure_dataset(cfg)
+    warn_if_unnormalised(cfg.data.root)
     datamodule = SkeletonDataModule(cfg.data.root, cfg.data.split, int(cfg.trainer.batch_size),
                                     int(cfg.data.num_workers), seed=int(cfg.trainer.seed))
     if int(cfg.method.queue_size) < int(cfg.trainer.batch_size):
@@ -162,7 +172,8 @@ def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int 
     method = get_method(cfg.method.name)(cfg, layout=layout, train_data_info={
         "root": str(cfg.data.root), "split": cfg.data.split, "samples": len(datamodule.train_dataset),
         "num_classes": datamodule.train_dataset.num_classes,
-        "channels": int(datamodule.train_dataset.data.shape[1])})
+        "channels": int(datamodule.train_dataset.data.shape[1]),
+        "channel_names": list(datamodule.train_dataset.meta.channel_names)})
     if bool(cfg.trainer.sync_batchnorm):  # statistics over the global batch of all processes
         convert_to_global_batchnorm(method)
     if ckpt is not None:

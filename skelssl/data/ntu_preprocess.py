@@ -276,21 +276,13 @@ def preprocess_skeleton(skel: NtuSkeleton, recipe: NtuRecipe) -> tuple[np.ndarra
     if recipe.fill_null:
         bodies = fill_null_frames(bodies)
         present = _present(bodies)
-    mask = present[..., None, None]
     if recipe.center_joint:
-        j = recipe.center_joint - 1
-        if recipe.center_mode == "body0":
-            center = bodies[:, :1, j:j + 1]
-        else:
-            center = bodies[:, :, j:j + 1]
-        centered = (bodies - center) * mask
-        if recipe.center_trajectory:
-            # The centre joint keeps its displacement from its first present frame (AimCLR family code).
-            for m in range(bodies.shape[1]):
-                idx = np.nonzero(present[:, m])[0]
-                if len(idx):
-                    centered[idx, m, j] = bodies[idx, m, j] - bodies[idx[0], m, j]
-        bodies = centered
+        from skelssl.data.normalize import center_bodies  # normalize imports this module's helpers
+
+        # With center_trajectory the centre joint keeps its displacement from its first present frame
+        # (AimCLR family code).
+        bodies = center_bodies(bodies, recipe.center_joint - 1, recipe.center_mode, present[..., None, None],
+                               keep_trajectory=recipe.center_trajectory)
     if recipe.frames > 0:
         # Resample the first `length` frames (the valid ones) to `frames`.
         bodies = resample_linear(bodies[:length], recipe.frames)

@@ -322,11 +322,12 @@ def published_count_notes(part: int, lists: dict[str, tuple[set[str], set[str]]]
             continue
         got = (len(splits[split]["train"]), len(splits[split]["test"]))
         verdict = "matches" if got == (train, test) else "DIFFERS from"
-        notes.append(f"{split}: {got[0]} train / {got[1]} test instances {verdict} the published {train} / {test}")
+        notes.append(f"check: {split}: {got[0]} train / {got[1]} test instances {verdict} the published "
+                     f"{train} / {test}")
     if part in PUBLISHED_TOTALS and kept_videos == PUBLISHED_TOTALS[part][0]:
         total = PUBLISHED_TOTALS[part][1]
         verdict = "matches" if instances == total else "DIFFERS from"
-        notes.append(f"{instances} instances in {kept_videos} videos {verdict} the published {total}")
+        notes.append(f"check: {instances} instances in {kept_videos} videos {verdict} the published {total}")
     return notes
 
 

@@ -100,9 +100,62 @@ def _run_msr(args: argparse.Namespace) -> int:
 
 def _run_custom(args: argparse.Namespace) -> int:
     from skelssl.data.custom import prepare_custom
+    from skelssl.data.normalize import OFF, NormalizeOptions, steps_with
 
+    base = NormalizeOptions() if args.normalize else OFF
+    body = tuple(j.strip() for j in args.body_joints.split(",")) if args.body_joints else None
+    options = steps_with(base, trim=args.trim, center=args.center, center_joint=args.center_joint,
+                         align=args.align, scale=args.scale, body_joints=body, temporal=args.temporal,
+                         frames=args.frames)
     return _finish(prepare_custom(args.arrays, args.layout, args.out, labels=args.labels, split=args.split,
-                                  class_names=args.class_names, name=args.name, data_key=args.data_key))
+                                  class_names=args.class_names, name=args.name, data_key=args.data_key,
+                                  lengths=args.lengths, channels=args.channels, normalization=options,
+                                  skip_bad=args.skip_bad))
+
+
+def _add_custom(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("custom", help="your own recordings: npy/npz arrays or a folder of .npy + a layout",
+                       description="Your own recordings, normalised as the dataset preparers do (see "
+                                   "docs/data.md): valid frames found, centred on the layout's centre joint, "
+                                   "3D views aligned (spine -> y, hips -> x), 2D keypoints scaled to unit "
+                                   "torso, resampled to 50 frames. Every step can be changed or turned off; "
+                                   "--normalize off stores the coordinates as given.")
+    p.add_argument("--arrays", required=True, help=".npy or .npz with (N,T,V,C) or (N,C,T,V,M) skeletons, or a "
+                                                   "folder of .npy recordings (T,V,C) or (T,M,V,C) of any length")
+    p.add_argument("--layout", required=True, help="ntu25, kinect20, coco17 or a layout YAML (joints, edges, "
+                                                   "centre, parts, left_right)")
+    p.add_argument("--labels", help="labels .npy (N,) of class indices or names (default: key 'labels' of "
+                                    "the .npz); for a folder: a CSV 'file,label[,split]'")
+    p.add_argument("--split", help="split .npy (N,) of 'train'/'test' or 1/0 (default: key 'split' of the "
+                                   ".npz; none: everything is train)")
+    p.add_argument("--lengths", help="lengths .npy (N,): the valid frames of each padded recording (default: "
+                                     "key 'lengths' of the .npz, else found from the all-zero frames)")
+    p.add_argument("--class-names", help="text file, one class name a line")
+    p.add_argument("--channels", choices=["xyz", "xy", "xy-score"],
+                   help="what the C channels hold (default: xyz for C=3, xy for C=2); xy-score = 2D keypoints "
+                        "with a confidence, which is never centred or scaled")
+    p.add_argument("--data-key", default="data", help="array name inside the .npz (default 'data')")
+    p.add_argument("--name", default="custom", help="dataset name stored in meta.json")
+    p.add_argument("--normalize", type=_bool_option, default=True, metavar="on|off",
+                   help="off: store the coordinates as given (every step below off unless given)")
+    p.add_argument("--trim", type=_bool_option, metavar="yes|no",
+                   help="drop leading and trailing all-zero frames (default yes)")
+    p.add_argument("--center", choices=["first_frame", "every_frame", "none"],
+                   help="subtract the centre joint of person 0's first frame from everything (default), or "
+                        "each person's in every frame")
+    p.add_argument("--center-joint", help="joint name or 0-based index (default: the layout's centre)")
+    p.add_argument("--align", choices=["auto", "first_frame", "none"],
+                   help="rotate the spine onto y and the hips onto x, from the first frame (default auto: "
+                        "3D data whose layout names its hips and shoulders)")
+    p.add_argument("--scale", choices=["auto", "body", "none"],
+                   help="divide by the mean torso length (default auto: 2D data)")
+    p.add_argument("--body-joints", metavar="LHIP,RHIP,LSHOULDER,RSHOULDER",
+                   help="the joints alignment and scaling use, when the layout's names do not say")
+    p.add_argument("--temporal", choices=["resample", "pad"],
+                   help="resample the valid frames to --frames (default), or crop/zero-pad to --frames")
+    p.add_argument("--frames", type=int, help="output frames (default 50; with --temporal pad 0 = the longest)")
+    _common(p)
+    p.set_defaults(func=_run_custom)
 
 
 def _run_pkummd(args: argparse.Namespace) -> int:
@@ -163,17 +216,7 @@ def add_prepare_parser(subparsers: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=_run_msr)
 
-    p = sub.add_parser("custom", help="your own skeletons: npy/npz arrays + a layout YAML")
-    p.add_argument("--arrays", required=True, help=".npy or .npz with (N,T,V,C) or (N,C,T,V,M) skeletons")
-    p.add_argument("--layout", required=True, help="layout YAML (joints, edges, centre, parts, left_right)")
-    p.add_argument("--labels", help="labels .npy (N,) ints (default: key 'labels' of the .npz)")
-    p.add_argument("--split", help="split .npy (N,) of 'train'/'test' or 1/0 (default: key 'split' of the "
-                                   ".npz; none: everything is train)")
-    p.add_argument("--class-names", help="text file, one class name a line")
-    p.add_argument("--data-key", default="data", help="array name inside the .npz (default 'data')")
-    p.add_argument("--name", default="custom", help="dataset name stored in meta.json")
-    _common(p)
-    p.set_defaults(func=_run_custom)
+    _add_custom(sub)
 
     p = sub.add_parser("pkummd", help="PKU-MMD part I or II: trimmed instances + untrimmed sequences")
     p.add_argument("--raw", required=True, help="directory of skeleton .txt files (150 floats a line)")

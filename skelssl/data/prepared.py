@@ -47,6 +47,8 @@ class PreparedMeta:
     splits: dict[str, dict[str, np.ndarray]]
     provenance: dict[str, Any] = field(default_factory=dict)
     extra_arrays: list[str] = field(default_factory=list)
+    # What each of the C channels holds, e.g. ["x", "y", "score"]; empty = coordinates x, y (, z).
+    channel_names: list[str] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -67,6 +69,7 @@ class PreparedMeta:
                        for s, parts in self.splits.items()},
             "provenance": self.provenance,
             "extra_arrays": list(self.extra_arrays),
+            **({"channel_names": list(self.channel_names)} if self.channel_names else {}),
         }
 
 
@@ -239,9 +242,10 @@ def load_meta(root: str | Path) -> PreparedMeta:
             not all(isinstance(e, str) and e.isidentifier() for e in extra):
         raise PreparedDatasetError(f"{meta_path}: 'provenance' must be a mapping and 'extra_arrays' a list of "
                                    "array names")
+    channel_names = check.texts("channel_names") if "channel_names" in raw else []
     return PreparedMeta(dataset=check.text("dataset"), layout=layout, class_names=class_names, labels=labels,
                         lengths=lengths, sample_names=sample_names, splits=splits, provenance=provenance,
-                        extra_arrays=list(extra))
+                        extra_arrays=list(extra), channel_names=channel_names)
 
 
 class _MetaChecker:
@@ -385,7 +389,16 @@ def summarize(root: str | Path) -> dict[str, Any]:
         "extra_arrays": meta.extra_arrays,
         "values": values,
         "provenance": meta.provenance,
+        "channel_names": meta.channel_names or ["x", "y", "z"][:int(c)],
+        "normalization": (meta.provenance or {}).get("normalization"),
+        "warnings": _normalisation_warnings(data, meta),
     }
+
+
+def _normalisation_warnings(data: np.ndarray, meta: PreparedMeta) -> list[str]:
+    from skelssl.data.normalize import dataset_warnings  # normalize imports this module's neighbours
+
+    return dataset_warnings(data, meta.channel_names or None)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -415,7 +428,7 @@ class PrepareReport:
     splits: dict[str, dict[str, int]]
     skipped: list[dict[str, Any]]
     seconds: float
-    notes: list[str] = field(default_factory=list)  # e.g. prepared vs published split counts
+    notes: list[str] = field(default_factory=list)  # what the user should know (decisions, published counts)
 
     def table(self) -> str:
         rows = [("split", "train", "test")]
@@ -429,7 +442,7 @@ class PrepareReport:
         lines.append(f"samples: {self.samples}   skipped: {len(self.skipped)}   time: {self.seconds:.1f} s")
         for reason, count in sorted(reasons.items()):
             lines.append(f"  skipped {count}: {reason}")
-        lines += [f"check: {note}" for note in self.notes]
+        lines.extend(f"  {note}" for note in self.notes)
         lines.append(f"written: {self.out_dir}")
         return "\n".join(lines)
 

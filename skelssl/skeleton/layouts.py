@@ -21,7 +21,7 @@ import numpy as np
 
 from skelssl.errors import UserError
 
-__all__ = ["Layout", "LayoutError", "NTU25", "KINECT20", "get_layout", "available_layouts"]
+__all__ = ["Layout", "LayoutError", "NTU25", "KINECT20", "COCO17", "get_layout", "available_layouts"]
 
 
 class LayoutError(UserError, ValueError):
@@ -308,7 +308,33 @@ KINECT20 = Layout(
     left_right=((4, 8), (5, 9), (6, 10), (7, 11), (12, 16), (13, 17), (14, 18), (15, 19)),
 )
 
-_LAYOUTS = {layout.name: layout for layout in (NTU25, KINECT20)}
+# COCO-17 keypoints, as 2D pose estimators on video give them (OpenPose's COCO model, HRNet, RTMPose,
+# ViTPose, YOLO-pose). It has no spine: the nose is the centre (the root of the bone tree); shoulders hang
+# from the nose, hips from the shoulders of their side, eyes from the nose and ears from the eyes.
+COCO17 = Layout(
+    name="coco17",
+    joint_names=(
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+        "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+    edges=(
+        (1, 0), (2, 0), (3, 1), (4, 2), (5, 0), (6, 0), (7, 5), (8, 6), (9, 7), (10, 8),
+        (11, 5), (12, 6), (13, 11), (14, 12), (15, 13), (16, 14),
+    ),
+    center=0,
+    parts={
+        "head": (0, 1, 2, 3, 4),
+        "left_arm": (5, 7, 9),
+        "right_arm": (6, 8, 10),
+        "left_leg": (11, 13, 15),
+        "right_leg": (12, 14, 16),
+    },
+    hands={"left_hand": (9,), "right_hand": (10,)},
+    left_right=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
+)
+
+_LAYOUTS = {layout.name: layout for layout in (NTU25, KINECT20, COCO17)}
 
 
 def available_layouts() -> list[str]:
@@ -316,7 +342,7 @@ def available_layouts() -> list[str]:
 
 
 def get_layout(spec: str | dict[str, Any] | Layout) -> Layout:
-    """A layout by name ('ntu25', 'kinect20'), from a dict (custom data), or a path to a YAML file."""
+    """A layout by name ('ntu25', 'kinect20', 'coco17'), from a dict (custom data), or a path to a YAML file."""
     if isinstance(spec, Layout):
         return spec
     if isinstance(spec, dict):

@@ -1,8 +1,14 @@
-"""Spatial augmentations on skeleton batches (N, C=3, T, V, M): shear, rotate, spatial flip, axis mask.
+"""Spatial augmentations on skeleton batches (N, C, T, V, M): shear, rotate, spatial flip, axis mask.
 
 All functions draw per-sample parameters in batched calls from an explicit torch.Generator that lives on
 x.device, never loop over the batch and never modify x in place. Shear, rotate, flip and axis mask are linear
 in the coordinates, so zero-padded frames and persons stay exactly zero.
+
+2D keypoints: shear, rotate and axis mask act on the first `coords` channels (default: all C, which must be
+2 or 3); further channels (the confidence of (x, y, score) keypoints) pass unchanged. With two coordinates
+each is the 2D counterpart of the 3D augmentation: the same draws, the 3D transform of a skeleton lying in
+the z = 0 plane seen along z, i.e. the top-left 2x2 block of the 3x3 matrix (a rotation about x or y
+foreshortens the image, one about z turns it); axis mask zeroes x or y.
 
 This module also holds the two small helpers the other transform modules share (input check, per-sample
 Bernoulli selection).
@@ -18,7 +24,7 @@ from torch import Tensor
 from skelssl.skeleton.layouts import Layout, get_layout
 from skelssl.transforms.tracking import ViewTracker
 
-__all__ = ["shear", "rotate", "spatial_flip", "axis_mask", "check_batch", "sample_selection"]
+__all__ = ["shear", "rotate", "spatial_flip", "axis_mask", "check_batch", "coordinate_axes", "sample_selection"]
 
 
 def check_batch(x: Tensor, name: str, need_xyz: bool = False) -> None:
@@ -29,6 +35,16 @@ def check_batch(x: Tensor, name: str, need_xyz: bool = False) -> None:
         raise ValueError(f"{name}: needs 3 coordinates (x, y, z) on dim 1, got C={x.shape[1]}")
     if not x.is_floating_point():
         raise ValueError(f"{name}: expected a floating-point tensor, got {x.dtype}")
+
+
+def coordinate_axes(x: Tensor, name: str, coords: int | None) -> int:
+    """The number of leading coordinate channels (2 or 3) of a batch; ValueError when it has neither."""
+    check_batch(x, name)
+    k = x.shape[1] if coords is None else int(coords)
+    if k not in (2, 3) or k > x.shape[1]:
+        raise ValueError(f"{name}: needs 2 (x, y) or 3 (x, y, z) coordinates on dim 1, got C={x.shape[1]}"
+                         + ("" if coords is None else f" with coords={coords}"))
+    return k
 
 
 def sample_selection(n: int, p: float, generator: torch.Generator, device: torch.device) -> Tensor:
@@ -45,23 +61,27 @@ def _per_sample(mask: Tensor) -> Tensor:
 
 
 def _apply_coordinate_matrix(x: Tensor, matrices: Tensor) -> Tensor:
-    """out[n, :, t, v, m] = matrices[n] @ x[n, :, t, v, m]  (one 3x3 per sample, as one batched matmul)."""
+    """out[n, :k, t, v, m] = matrices[n] @ x[n, :k, t, v, m] for k x k matrices (one batched matmul); the
+    channels after the first k are copied."""
     n, c, t, v, m = x.shape
-    return torch.bmm(matrices, x.reshape(n, c, t * v * m)).view(n, c, t, v, m)
+    k = matrices.shape[1]
+    moved = torch.bmm(matrices, x[:, :k].reshape(n, k, t * v * m)).view(n, k, t, v, m)
+    return moved if k == c else torch.cat([moved, x[:, k:]], dim=1)
 
 
-def shear(x: Tensor, generator: torch.Generator, *, amplitude: float = 0.5) -> Tensor:
+def shear(x: Tensor, generator: torch.Generator, *, amplitude: float = 0.5, coords: int | None = None) -> Tensor:
     """SkeletonCLR/AimCLR shear: x' = S x with S = I + off-diagonal entries ~ U(-amplitude, amplitude).
 
-    Each sample gets its own matrix (six independent off-diagonal entries). Always applied (no probability),
-    as in the official code.
+    Each sample gets its own matrix (six independent off-diagonal entries; two in 2D, the top-left block).
+    Always applied (no probability), as in the official code. coords: leading coordinate channels (module
+    docstring).
     """
-    check_batch(x, "shear", need_xyz=True)
+    k = coordinate_axes(x, "shear", coords)
     n = x.shape[0]
     off = (torch.rand(n, 3, 3, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1) * amplitude
     eye = torch.eye(3, device=x.device, dtype=x.dtype)
     matrices = eye + off * (1 - eye)  # the diagonal stays exactly 1
-    return _apply_coordinate_matrix(x, matrices)
+    return _apply_coordinate_matrix(x, matrices[:, :k, :k])
 
 
 def _axis_rotation(angle: Tensor, axis: int) -> Tensor:
@@ -85,7 +105,7 @@ def rotation_matrices(angles_deg: Tensor) -> Tensor:
 
 
 def rotate(x: Tensor, generator: torch.Generator, *, max_angle: float = 30.0,
-           minor_angle: float = 1.0) -> Tensor:
+           minor_angle: float = 1.0, coords: int | None = None) -> Tensor:
     """AimCLR rotate: per sample a main axis (uniform among x, y, z) turned by U(0, max_angle) degrees and
     the other two axes by U(0, minor_angle) degrees; always applied.
 
@@ -94,14 +114,14 @@ def rotate(x: Tensor, generator: torch.Generator, *, max_angle: float = 30.0,
     first, then y, then z (x' = Rz Ry Rx x), the order in which the official code applies them. With
     angles of at most 30 degrees the sign convention only mirrors the distribution of views.
     """
-    check_batch(x, "rotate", need_xyz=True)
+    k = coordinate_axes(x, "rotate", coords)
     n = x.shape[0]
     uniform = torch.rand(n, 4, generator=generator, device=x.device, dtype=x.dtype)
     main_axis = torch.randint(0, 3, (n,), generator=generator, device=x.device)
     angles = uniform[:, :3] * minor_angle
     is_main = torch.nn.functional.one_hot(main_axis, 3).to(torch.bool)
     angles = torch.where(is_main, (uniform[:, 3:] * max_angle).expand(n, 3), angles)
-    return _apply_coordinate_matrix(x, rotation_matrices(angles))
+    return _apply_coordinate_matrix(x, rotation_matrices(angles)[:, :k, :k])  # 2D: the projected rotation
 
 
 def spatial_flip(x: Tensor, generator: torch.Generator, layout: Layout | str, *, p: float = 0.5,
@@ -122,12 +142,12 @@ def spatial_flip(x: Tensor, generator: torch.Generator, layout: Layout | str, *,
     return torch.where(_per_sample(selected), x.index_select(3, perm), x)
 
 
-def axis_mask(x: Tensor, generator: torch.Generator, *, p: float = 0.5) -> Tensor:
-    """AimCLR axis mask: zero one coordinate axis chosen uniformly among x, y, z, per sample with
-    probability p."""
-    check_batch(x, "axis_mask", need_xyz=True)
-    n = x.shape[0]
+def axis_mask(x: Tensor, generator: torch.Generator, *, p: float = 0.5, coords: int | None = None) -> Tensor:
+    """AimCLR axis mask: zero one coordinate axis chosen uniformly among x, y, z (2D: x, y), per sample with
+    probability p. Channels after the coordinates (a score) are never masked."""
+    k = coordinate_axes(x, "axis_mask", coords)
+    n, c = x.shape[:2]
     selected = sample_selection(n, p, generator, x.device)
-    axis = torch.randint(0, 3, (n,), generator=generator, device=x.device)
-    drop = torch.nn.functional.one_hot(axis, 3).to(torch.bool) & selected[:, None]  # (N, 3)
-    return x.masked_fill(drop.view(n, 3, 1, 1, 1), 0.0)
+    axis = torch.randint(0, k, (n,), generator=generator, device=x.device)
+    drop = torch.nn.functional.one_hot(axis, c).to(torch.bool) & selected[:, None]  # (N, C)
+    return x.masked_fill(drop.view(n, c, 1, 1, 1), 0.0)

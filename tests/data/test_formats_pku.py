@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from skelssl.data.custom import prepare_custom
+from skelssl.data.normalize import OFF
 from skelssl.data.formats import convert_aimclr, convert_ctrgcn, convert_pyskl
 from skelssl.data.pkummd import prepare_pkummd, read_pku_labels
 from skelssl.data.prepare_cli import main
@@ -82,7 +83,7 @@ def test_custom_ntvc_and_split(tmp_path):
     data[1, 6:] = 0  # sample 1 is 6 frames long
     np.savez(tmp_path / "mine.npz", data=data, labels=np.array([0, 1, 2, 1, 0]),
              split=np.array(["train", "train", "test", "train", "test"]))
-    prepare_custom(tmp_path / "mine.npz", KINECT20, tmp_path / "out")
+    prepare_custom(tmp_path / "mine.npz", KINECT20, tmp_path / "out", normalization=OFF)  # as given
     meta = load_meta(tmp_path / "out")
     out = open_data(tmp_path / "out")
     assert out.shape == (5, 3, 8, 20, 1)

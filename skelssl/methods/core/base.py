@@ -41,7 +41,7 @@ from skelssl.models import build_encoder
 from skelssl.models.heads import Projector
 from skelssl.models.stgcn import init_official_
 from skelssl.skeleton.layouts import Layout, get_layout
-from skelssl.transforms.pipelines import AugmentConfig, extreme_from_config, normal_from_config
+from skelssl.transforms.pipelines import AugmentConfig, coordinate_channels, extreme_from_config, normal_from_config
 from skelssl.transforms.streams import to_stream
 from skelssl.transforms.tracking import ViewTracker
 
@@ -92,6 +92,7 @@ class MoCoMethod(L.LightningModule):
         self.queue = self.register_bank("queue", MemoryQueue(int(m.queue_size), int(m.feature_dim),
                                                              generator=queue_gen))
         self.augment_cfg = AugmentConfig.from_dict(OmegaConf.to_container(cfg.augment, resolve=True))
+        self.coordinates = coordinate_channels(self.train_data_info)  # 2 for (x, y, score) keypoints
         self.plugins = nn.ModuleDict(_build_plugins(cfg))
         self._pending_keys: list[tuple[str, Tensor]] = []
         self._skip_step = False  # this step's loss or gradients were not finite and it is skipped
@@ -115,10 +116,11 @@ class MoCoMethod(L.LightningModule):
 
     # ----- views and encoders -----------------------------------------------------------------------------
     def augment_normal(self, x: Tensor, tracker: ViewTracker | None = None) -> Tensor:
-        return normal_from_config(x, self.generator, self.augment_cfg, tracker=tracker)
+        return normal_from_config(x, self.generator, self.augment_cfg, tracker=tracker, coords=self.coordinates)
 
     def augment_extreme(self, x: Tensor, tracker: ViewTracker | None = None) -> Tensor:
-        return extreme_from_config(x, self.generator, self.layout, self.augment_cfg, tracker=tracker)
+        return extreme_from_config(x, self.generator, self.layout, self.augment_cfg, tracker=tracker,
+                                   coords=self.coordinates)
 
     def to_stream(self, x: Tensor) -> Tensor:
         """Joint/motion/bone view, computed after augmentation as in CrosSCLR/AimCLR."""

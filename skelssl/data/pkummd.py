@@ -308,7 +308,7 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
                                  (out_dir / "untrimmed", full_meta.splits, len(kept_vid))):
         counts_out = {s: {p: int(len(i)) for p, i in parts.items()} for s, parts in meta_splits.items()}
         reports.append(PrepareReport(str(path), n, counts_out, skipped, seconds,
-                                     notes=notes if path.name == "trimmed" else []))
+                                     notes=notes if path.name == "trimmed" else [], note_label="check: "))
     return reports
 
 
@@ -322,12 +322,12 @@ def published_count_notes(part: int, lists: dict[str, tuple[set[str], set[str]]]
             continue
         got = (len(splits[split]["train"]), len(splits[split]["test"]))
         verdict = "matches" if got == (train, test) else "DIFFERS from"
-        notes.append(f"check: {split}: {got[0]} train / {got[1]} test instances {verdict} the published "
+        notes.append(f"{split}: {got[0]} train / {got[1]} test instances {verdict} the published "
                      f"{train} / {test}")
     if part in PUBLISHED_TOTALS and kept_videos == PUBLISHED_TOTALS[part][0]:
         total = PUBLISHED_TOTALS[part][1]
         verdict = "matches" if instances == total else "DIFFERS from"
-        notes.append(f"check: {instances} instances in {kept_videos} videos {verdict} the published {total}")
+        notes.append(f"{instances} instances in {kept_videos} videos {verdict} the published {total}")
     return notes
 
 

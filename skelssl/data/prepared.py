@@ -429,6 +429,7 @@ class PrepareReport:
     skipped: list[dict[str, Any]]
     seconds: float
     notes: list[str] = field(default_factory=list)  # what the user should know (decisions, published counts)
+    note_label: str = ""  # printed before each note in the table, e.g. "check: " for published-count checks
 
     def table(self) -> str:
         rows = [("split", "train", "test")]
@@ -442,7 +443,7 @@ class PrepareReport:
         lines.append(f"samples: {self.samples}   skipped: {len(self.skipped)}   time: {self.seconds:.1f} s")
         for reason, count in sorted(reasons.items()):
             lines.append(f"  skipped {count}: {reason}")
-        lines.extend(f"  {note}" for note in self.notes)
+        lines.extend(f"  {self.note_label}{note}" for note in self.notes)
         lines.append(f"written: {self.out_dir}")
         return "\n".join(lines)
 

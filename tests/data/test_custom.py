@@ -221,7 +221,7 @@ def test_cli_reports_bad_options_and_files(tmp_path, capsys):
     code, _, err = run_cli(capsys, "prepare", "custom", "--arrays", str(tmp_path / "d.npy"), "--layout",
                            str(tmp_path / "bad.yaml"), "--labels", str(tmp_path / "l.npy"), "--out",
                            str(tmp_path / "o"))
-    assert code == 2 and f"layout '{tmp_path / 'bad.yaml'}'" in err and "Traceback" not in err
+    assert code == 2 and f"{tmp_path / 'bad.yaml'}:2: not a readable layout YAML" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
 

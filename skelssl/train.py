@@ -11,15 +11,16 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import DictConfig
 
 from skelssl.checkpoints import LAST_CHECKPOINT, RunCheckpoint, check_checkpoint_method, initialize_from_checkpoint
 from skelssl.config import save_config
 from skelssl.data.dataset import SkeletonDataModule
 from skelssl.errors import UserError
+from skelssl.evaluation.monitor import knn_monitor_from_config
 from skelssl.methods import get_method
 from skelssl.methods.core.monitor import CollapseMonitor
+from skelssl.tracking import build_loggers
 
 def default_run_dir(cfg: DictConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -50,14 +51,13 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int | None = None,
     t = cfg.trainer
     callbacks: list[Any] = [RunCheckpoint(run_dir / "checkpoints", every_n_epochs=int(t.checkpoint_every_n_epochs)),
                             CollapseMonitor()]
+    knn_monitor = knn_monitor_from_config(cfg, run_dir)  # after the collapse monitor: it reads its figures
+    if knn_monitor is not None:
+        callbacks.append(knn_monitor)
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     callbacks.extend(extra_callbacks or [])
-    loggers = [CSVLogger(str(run_dir), name="logs")]
-    try:
-        loggers.append(TensorBoardLogger(str(run_dir), name="tensorboard"))
-    except ModuleNotFoundError:  # tensorboard is optional at run time
-        pass
+    loggers = build_loggers(cfg, run_dir)
     return L.Trainer(
         max_epochs=max_epochs or int(t.epochs),
         accelerator=t.accelerator,

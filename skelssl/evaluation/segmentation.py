@@ -322,7 +322,7 @@ def plot_segmentation(rows: list[tuple[str, np.ndarray | None, np.ndarray]], cla
     axes[-1, 0].set_xlabel("frame")
     used = sorted({int(k) for _, labels in bars for k in np.unique(labels) if k >= 0})
     axes[-1, 0].legend(handles=[Patch(color=palette[k], label=class_names[k]) for k in used], loc="upper center",
-                       ncol=min(6, len(used)), fontsize=7, frameon=False, bbox_to_anchor=(0.5, -0.9))
+                       ncol=min(6, len(used)), fontsize=7, frameon=False, bbox_to_anchor=(0.5, -1.4))
     if title:
         fig.suptitle(title, fontsize=10)
     return _save_png(fig, path)

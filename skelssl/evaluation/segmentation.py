@@ -312,17 +312,20 @@ def plot_segmentation(rows: list[tuple[str, np.ndarray | None, np.ndarray]], cla
     cmap = ListedColormap(palette)
     bars = [(f"{name}: {kind}", labels) for name, truth, pred in rows
             for kind, labels in (("truth", truth), ("predicted", pred)) if labels is not None]
-    fig, axes = plt.subplots(len(bars), 1, figsize=(10, 0.55 * len(bars) + 1.4), squeeze=False)
-    for ax, (label, frames) in zip(axes[:, 0], bars):
+    used = sorted({int(k) for _, labels in bars for k in np.unique(labels) if k >= 0})
+    legend_rows = -(-len(used) // 6)
+    fig, axes = plt.subplots(len(bars) + 1, 1, figsize=(10, 0.55 * len(bars) + 0.3 * legend_rows + 1.2),
+                             squeeze=False, gridspec_kw={"height_ratios": [1] * len(bars) + [0.5 * legend_rows]})
+    for ax, (label, frames) in zip(axes[:-1, 0], bars):
         shown = np.where(np.asarray(frames) < 0, 0, frames)[None]
         ax.imshow(shown, aspect="auto", cmap=cmap, vmin=-0.5, vmax=len(class_names) - 0.5, interpolation="nearest")
         ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
-    axes[-1, 0].set_xlabel("frame")
-    used = sorted({int(k) for _, labels in bars for k in np.unique(labels) if k >= 0})
-    axes[-1, 0].legend(handles=[Patch(color=palette[k], label=class_names[k]) for k in used], loc="upper center",
-                       ncol=min(6, len(used)), fontsize=7, frameon=False, bbox_to_anchor=(0.5, -1.4))
+    axes[-2, 0].set_xlabel("frame", fontsize=8)
+    axes[-1, 0].axis("off")  # the legend's row
+    axes[-1, 0].legend(handles=[Patch(color=palette[k], label=class_names[k]) for k in used], loc="center",
+                       ncol=min(6, len(used)), fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save_png(fig, path)

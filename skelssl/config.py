@@ -97,7 +97,7 @@ BASE_DEFAULTS: dict[str, Any] = {
         "loggers": ["csv", "tensorboard"],
         "experiment": "skelssl",  # MLflow experiment / W&B project
         "run_name": None,  # default: the run directory's name
-        "mlflow_tracking_uri": None,  # default: a file store next to the run directory (RUN/../mlruns)
+        "mlflow_tracking_uri": None,  # default: a SQLite database next to the run directory (RUN/../mlflow.db)
         "wandb_entity": None,
         "wandb_offline": False,
     },

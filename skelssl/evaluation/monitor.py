@@ -30,7 +30,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
 
 from skelssl.config import BASE_DEFAULTS
 from skelssl.evaluation.features import extract_features
@@ -121,8 +120,8 @@ class KnnMonitor(L.Callback):
                 pl_module.log("monitor/seconds", seconds, rank_zero_only=True)
                 pl_module.log("monitor/share_of_epoch", entry["monitor_share"], rank_zero_only=True)
                 shown = ", ".join(f"{name} {100 * value:.1f} %" for name, value in accuracies.items())
-                rank_zero_info(f"[monitor] epoch {epoch + 1}: KNN {shown}; {seconds:.1f} s "
-                               f"({100 * entry['monitor_share']:.0f} % of the epoch's {training_seconds:.1f} s)")
+                print(f"[monitor] epoch {epoch + 1}: KNN {shown}; {seconds:.1f} s "  # rank 0 only (above)
+                      f"({100 * entry['monitor_share']:.0f} % of the epoch's {training_seconds:.1f} s)", flush=True)
         self.history.append(entry)
         if self.out_dir is not None and trainer.is_global_zero and any("knn_1nn_cosine" in e for e in self.history):
             self.write(self.out_dir)

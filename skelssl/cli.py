@@ -23,10 +23,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
-    from skelssl.config import load_config
+    from skelssl.config import load_config, parse_overrides
     from skelssl.train import pretrain
 
-    cfg = load_config(args.config, args.overrides, dataset=args.dataset, method=args.method, encoder=args.encoder)
+    requested = parse_overrides(args.overrides)
+    saved = None
+    if requested.get("resume") is True and requested.get("run_dir"):
+        from skelssl.checkpoints import read_checkpoint, resume_checkpoint
+
+        # resume: the run's own settings are the starting point; what the command adds is checked against them
+        saved = read_checkpoint(resume_checkpoint(requested["run_dir"]))["hyper_parameters"]["cfg"]
+    cfg = load_config(args.config, args.overrides, dataset=args.dataset, method=args.method, encoder=args.encoder,
+                      start_from=saved)
     if args.show_config:
         print(OmegaConf.to_yaml(cfg))
         return 0

@@ -62,6 +62,11 @@ BASE_DEFAULTS: dict[str, Any] = {
         "seed": 0,
         "log_every_n_steps": 10,
         "checkpoint_every_n_epochs": 1,
+        "checkpoint_every_minutes": 0.0,  # 0 = only at epoch ends; > 0 also inside long epochs
+        "nonfinite": "stop",  # a NaN/inf loss or gradient: "stop" (keep the last good checkpoint) or "skip"
+        "max_nonfinite_skips": 10,  # with nonfinite=skip: stop after this many skipped steps
+        "deterministic": False,  # torch.use_deterministic_algorithms (bit-identical reruns on GPU too)
+        "sync_batchnorm": False,  # with several processes: BatchNorm statistics over the global batch
         "progress_bar": True,
         "threads": 0,  # 0 = torch's default
     },
@@ -103,6 +108,7 @@ BASE_DEFAULTS: dict[str, Any] = {
     },
     "run_dir": None,
     "resume": False,
+    "overwrite": False,  # start a new run in a run_dir that holds one (deleting it)
 }
 
 # Keys of earlier versions: where they went (None: removed, with the reason).
@@ -225,23 +231,27 @@ def _first(key: str, sources: list[dict[str, Any]], default: str) -> str:
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
                 base: dict[str, Any] | None = None, *, dataset: str | None = None, method: str | None = None,
-                encoder: str | None = None) -> DictConfig:
-    """Defaults + pieces (encoder, method, dataset) + `base` + YAML file + overrides, checked for unknown keys."""
+                encoder: str | None = None, start_from: dict[str, Any] | None = None) -> DictConfig:
+    """Defaults + pieces (encoder, method, dataset) + `base` + YAML file + overrides, checked for unknown keys.
+
+    start_from: a run's saved config, merged right after the defaults (resuming: what the command line adds
+    is compared with the run's own settings, not with the defaults)."""
     pieces = [(group, name) for group, name in zip(PIECE_GROUPS, (encoder, method, dataset)) if name]
     piece_cfgs = [(f"the {group[:-1]} config '{name}'", _load_yaml(piece_path(group, name)))
                   for group, name in pieces]
     file_cfg = _load_yaml(Path(path)) if path else {}
     override_cfg = parse_overrides(overrides)
     base = base or {}
-    later_first = [override_cfg, file_cfg, base] + [cfg for _, cfg in reversed(piece_cfgs)]
+    start = dict(start_from or {})
+    later_first = [override_cfg, file_cfg, base] + [cfg for _, cfg in reversed(piece_cfgs)] + [start]
     method_name = _first("method.name", later_first, BASE_DEFAULTS["method"]["name"])
     encoder_name = _first("model.encoder", later_first, BASE_DEFAULTS["model"]["encoder"])
     try:
         defaults = defaults_for(method_name, encoder_name)
     except UserError as err:
         raise UserError(f"{err} (in the config)") from None
-    sources = [*piece_cfgs, ("the built-in settings", base), (f"'{path}'", file_cfg),
-               ("the command line", override_cfg)]
+    sources = [("the run's saved config", start), *piece_cfgs, ("the built-in settings", base),
+               (f"'{path}'", file_cfg), ("the command line", override_cfg)]
     for source, cfg in sources:
         check_keys(cfg, defaults, source)
     try:
@@ -275,6 +285,8 @@ def _validate(cfg: DictConfig) -> None:
         raise UserError(f"model.init must be 'pytorch' or 'official', got '{cfg.model.init}'")
     if int(cfg.trainer.epochs) < 1 or int(cfg.trainer.batch_size) < 1:
         raise UserError("trainer.epochs and trainer.batch_size must be positive")
+    if cfg.trainer.nonfinite not in ("stop", "skip"):
+        raise UserError(f"trainer.nonfinite must be 'stop' or 'skip', got '{cfg.trainer.nonfinite}'")
 
 
 def save_config(cfg: DictConfig, path: Path) -> None:

@@ -68,8 +68,8 @@ class RecordKeys(Callback):
         self.out_dir = out_dir
         self.keys: list[torch.Tensor] = []
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        # Callbacks run before the module's own hook, which enqueues: the keys are still pending here.
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        # Between backward and the optimiser step, after which the module enqueues: the keys are still pending.
         (name, keys), = pl_module._pending_keys
         self.keys.append(keys.detach().clone())
 

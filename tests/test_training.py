@@ -112,3 +112,81 @@ def test_random_init_baseline_is_the_runs_own_starting_point(tiny_dataset, tmp_p
         torch.testing.assert_close(value, record.start[name], rtol=0, atol=0)
     torch.manual_seed(12345)
     assert torch.equal(drawn_after, torch.rand(3))
+
+
+class _PoisonBatches:
+    """A callback that turns the input of the given (epoch, batch) steps into NaN."""
+
+    def __new__(cls, steps):
+        import lightning as L
+
+        class Poison(L.Callback):
+            def on_train_batch_start(self, trainer, module, batch, batch_idx):
+                if (trainer.current_epoch, batch_idx) in steps:
+                    batch["x"].fill_(float("nan"))
+
+        return Poison()
+
+
+def test_a_nan_loss_stops_the_run_naming_epoch_step_and_terms_and_keeps_the_last_checkpoint(tiny_dataset, tmp_path):
+    import lightning as L
+    import pytest
+
+    from skelssl.errors import NonFiniteError
+
+    class PoisonProjector(L.Callback):  # the projector's output, hence the loss, becomes NaN at (1, 1)
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if (trainer.current_epoch, batch_idx) == (1, 1):
+                with torch.no_grad():
+                    module.projector_q[2].bias.fill_(float("nan"))
+
+    run_dir = tmp_path / "run"
+    cfg = load_config(None, tiny_overrides(tiny_dataset, run_dir, **{"trainer.epochs": 3}))
+    with pytest.raises(NonFiniteError) as err:
+        pretrain(cfg, command=[], callbacks=[PoisonProjector()])
+    message = str(err.value)
+    steps_per_epoch = _state(run_dir)["global_step"]  # the last good checkpoint: the end of epoch 0
+    assert "at epoch 1, step" in message and f"step {steps_per_epoch + 1} (batch 1)" in message
+    assert "the loss became nan (info_nce nan)" in message and "last good checkpoint is kept" in message
+    assert _state(run_dir)["epoch"] == 0
+
+
+def test_nonfinite_skip_counts_skipped_steps_and_keeps_the_bank_clean(tiny_dataset, tmp_path):
+    """NaN input batches: the steps are skipped (no update, no keys enqueued), counted, and the run goes on."""
+    import pytest
+
+    from skelssl.errors import NonFiniteError
+
+    cfg = load_config(None, tiny_overrides(tiny_dataset, tmp_path / "run", **{
+        "trainer.epochs": 2, "trainer.nonfinite": "skip", "trainer.max_nonfinite_skips": 2}))
+    run_dir = pretrain(cfg, command=[], callbacks=[_PoisonBatches({(0, 1), (1, 0)})])
+    state = _state(run_dir)
+    assert state["skelssl"]["skipped_steps"] == 2
+    assert all(torch.isfinite(v).all() for v in state["state_dict"].values() if v.is_floating_point())
+    cfg = load_config(None, tiny_overrides(tiny_dataset, tmp_path / "again", **{
+        "trainer.epochs": 2, "trainer.nonfinite": "skip", "trainer.max_nonfinite_skips": 1}))
+    with pytest.raises(NonFiniteError, match="stopped after 1 skipped steps"):
+        pretrain(cfg, command=[], callbacks=[_PoisonBatches({(0, 1), (1, 0)})])
+
+
+def test_a_nan_gradient_with_a_finite_loss_stops_the_run(tiny_dataset, tmp_path):
+    import lightning as L
+    import pytest
+
+    from skelssl.errors import NonFiniteError
+
+    class PoisonGradient(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if trainer.current_epoch == 0 and batch_idx == 1:
+                weight = module.projector_q[0].weight
+                handle = weight.register_hook(lambda grad: grad * float("nan"))
+                module._poison = handle
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+            if getattr(module, "_poison", None) is not None:
+                module._poison.remove()
+                module._poison = None
+
+    cfg = load_config(None, tiny_overrides(tiny_dataset, tmp_path / "run", **{"trainer.epochs": 1}))
+    with pytest.raises(NonFiniteError, match="at epoch 0, step 1 .batch 1., a gradient became infinite or NaN"):
+        pretrain(cfg, command=[], callbacks=[PoisonGradient()])

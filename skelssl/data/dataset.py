@@ -64,17 +64,28 @@ class SkeletonDataset(Dataset):
 
 class EpochSeededSampler(Sampler[int]):
     """Random permutation drawn from (seed, epoch): the order does not depend on global RNG, so a resumed
-    run sees the same batches as an uninterrupted one. Lightning calls set_epoch each epoch."""
+    run sees the same batches as an uninterrupted one. Lightning calls set_epoch each epoch.
+
+    `resume_at(epoch, samples)`: the first iteration over that epoch skips its first `samples` indices (those
+    a run stopped mid-epoch had already trained on), so a resumed run continues with the very next batch."""
 
     def __init__(self, length: int, seed: int):
         self.length, self.seed, self.epoch = length, seed, 0
+        self._resume: tuple[int, int] | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def resume_at(self, epoch: int, samples: int) -> None:
+        self._resume = (int(epoch), int(samples))
+
     def __iter__(self) -> Iterator[int]:
         gen = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-        return iter(torch.randperm(self.length, generator=gen).tolist())
+        order = torch.randperm(self.length, generator=gen).tolist()
+        if self._resume is not None and self._resume[0] == self.epoch:
+            order = order[self._resume[1]:]
+            self._resume = None
+        return iter(order)
 
     def __len__(self) -> int:
         return self.length
@@ -89,11 +100,19 @@ class SkeletonDataModule(L.LightningDataModule):
         self.train_dataset = SkeletonDataset(self.root, split, "train")
         if len(self.train_dataset) == 0:
             raise PreparedDatasetError(f"the train part of split '{split}' in '{root}' is empty")
+        self._resume: tuple[int, int] | None = None
+
+    def resume_at(self, epoch: int, batches: int) -> None:
+        """A resumed run continues epoch `epoch` after its first `batches` batches (a mid-epoch checkpoint)."""
+        self._resume = (epoch, batches)
 
     def train_dataloader(self) -> DataLoader:
         n = len(self.train_dataset)
         drop_last = self.drop_last and n >= self.batch_size
+        sampler = EpochSeededSampler(n, self.seed)
+        if self._resume is not None:
+            sampler.resume_at(self._resume[0], self._resume[1] * self.batch_size)
         return DataLoader(self.train_dataset, batch_size=self.batch_size,
-                          sampler=EpochSeededSampler(n, self.seed), num_workers=self.num_workers,
+                          sampler=sampler, num_workers=self.num_workers,
                           drop_last=drop_last, persistent_workers=self.num_workers > 0,
                           generator=torch.Generator().manual_seed(self.seed))

@@ -26,6 +26,7 @@ import random
 from typing import Any, ClassVar
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -93,6 +94,8 @@ class MoCoMethod(L.LightningModule):
         self.augment_cfg = AugmentConfig.from_dict(OmegaConf.to_container(cfg.augment, resolve=True))
         self.plugins = nn.ModuleDict(_build_plugins(cfg))
         self._pending_keys: list[tuple[str, Tensor]] = []
+        self._skip_step = False  # this step's loss or gradients were not finite and it is skipped
+        self.skipped_steps = 0
         self.watched: dict[str, Tensor] = {}
         self.exposed: dict[str, Tensor] = {}
         self._generator: torch.Generator | None = None
@@ -209,8 +212,12 @@ class MoCoMethod(L.LightningModule):
             _set_rng_state(self._pending_rng, self)
             self._pending_rng = None
 
-    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
-        self.watched, self.exposed, self._pending_keys = {}, {}, []
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
+        self.watched, self.exposed, self._pending_keys, self._skip_step = {}, {}, [], False
+        if self.cfg.trainer.get("nonfinite", "stop") == "skip":  # a skipped step must not move the statistics
+            self._statistics_before = [(b, b.detach().clone()) for m in self.modules()
+                                       if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                                       for b in m.buffers()]
         loss, logs = self.training_loss(batch)
         for plugin in self.plugins.values():
             extra, extra_logs = plugin.extra_loss(self, batch)
@@ -218,17 +225,50 @@ class MoCoMethod(L.LightningModule):
                 loss = loss + extra
             logs.update({f"{plugin.name}/{key}": value for key, value in extra_logs.items()})
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"{self.name}: the loss became {loss.item()} at epoch {self.current_epoch}, "
-                                     f"step {batch_idx}; lower optim.lr or check the data for NaN")
+            terms = ", ".join(f"{key} {float(value):.4g}" for key, value in logs.items()
+                              if isinstance(value, (Tensor, float, int)))
+            self._not_finite(f"the loss became {loss.item()} ({terms or 'no terms logged'})", batch_idx)
+            return None  # Lightning skips the backward pass and the optimiser step
         size = batch["x"].shape[0]
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         for key, value in logs.items():
             self.log(f"train/{key}", value, on_step=False, on_epoch=True, batch_size=size)
         return loss
 
+    def _not_finite(self, what: str, batch_idx: int) -> None:
+        """A non-finite loss or gradient: stop with a message (default), or skip the step and count it."""
+        from skelssl.errors import NonFiniteError
+
+        where = f"{self.name}: at epoch {self.current_epoch}, step {self.global_step} (batch {batch_idx}), {what}"
+        limit = int(self.cfg.trainer.get("max_nonfinite_skips", 0))
+        if self.cfg.trainer.get("nonfinite", "stop") != "skip" or self.skipped_steps >= limit:
+            raise NonFiniteError(f"{where}. The last good checkpoint is kept. Lower optim.lr, check the data for "
+                                 "NaN (skelssl info), or set trainer.nonfinite=skip to skip such steps"
+                                 + (f" (stopped after {limit} skipped steps)" if self.skipped_steps else ""))
+        self.skipped_steps += 1
+        self._skip_step = True
+        self._pending_keys = []  # keys of a skipped step never reach a bank
+        with torch.no_grad():  # nor do its batch's BatchNorm statistics
+            for buffer, before in getattr(self, "_statistics_before", []):
+                buffer.copy_(before)
+        rank_zero_warn(f"{where}; step skipped ({self.skipped_steps} of at most {limit})")
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        if grads and not torch.isfinite(torch.stack(torch._foreach_norm(grads)).sum()):
+            self._not_finite("a gradient became infinite or NaN", self.trainer.fit_loop.epoch_loop.batch_idx)
+            for group in optimizer.param_groups:  # skipped: no parameter receives this step's update
+                for p in group["params"]:
+                    p.grad = None
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        if self._skip_step:
+            self._pending_keys = []
+        else:
+            self.after_optimizer_step()
+
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # After the optimizer step: the banks were used by the loss's backward, so they are updated only now.
-        self.after_optimizer_step()
         for plugin in self.plugins.values():
             plugin.on_train_batch_end(self)
 
@@ -254,7 +294,14 @@ class MoCoMethod(L.LightningModule):
 
     # ----- exact resume -------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["skelssl"] = {"method": self.name, "rng": _get_rng_state(self)}
+        from skelssl.checkpoints import checkpoint_metadata
+
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress.current if self._trainer is not None else None
+        checkpoint["skelssl"] = {"method": self.name, "rng": _get_rng_state(self), **checkpoint_metadata(self.cfg),
+                                 # where the data order stands: batches of this epoch already trained on
+                                 "data_position": {"epoch": int(self.current_epoch),
+                                                   "batches": int(progress.processed) if progress else 0},
+                                 "skipped_steps": int(self.skipped_steps)}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         info = checkpoint.get("skelssl", {})
@@ -262,6 +309,7 @@ class MoCoMethod(L.LightningModule):
             raise UserError(f"this checkpoint was trained with method '{info.get('method')}', not '{self.name}'")
         checkpoint["state_dict"] = self.migrate_state_dict(checkpoint["state_dict"])
         self._pending_rng = info.get("rng")
+        self.skipped_steps = int(info.get("skipped_steps", 0))
 
     @classmethod
     def migrate_state_dict(cls, state: dict[str, Tensor]) -> dict[str, Tensor]:

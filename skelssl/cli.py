@@ -55,8 +55,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.out:
         print(f"results written to {write_results(Path(args.out), records)}")
     else:  # each run directory gets its own checkpoint's records
+        from skelssl.tracking import log_results
+
         for path, found in per_checkpoint.items():
             print(f"results written to {write_results(run_dir_of(path), found)}")
+            log_results(run_dir_of(path), found)  # to the run's MLflow / W&B / TensorBoard, if it used any
     print_table(records)
     return 0
 
@@ -65,27 +68,60 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from skelssl.analyze import analyze_actionlets, analyze_tsne
     from skelssl.checkpoints import method_from_checkpoint, run_dir_of
     from skelssl.config import parse_overrides
-    from skelssl.evaluation import pick_device, print_table, write_results
+    from skelssl.evaluation import pick_device
 
     overrides = parse_overrides(args.overrides)
     out_dir = Path(args.out) if args.out else run_dir_of(args.checkpoint) / "analysis"
+    results_dir = run_dir_of(args.checkpoint) if not args.out else out_dir
+    if args.what == "strength":
+        from skelssl.analyze import analyze_strength
+
+        if not args.vary:
+            raise UserError("analyze strength needs --vary KEY=V1,V2,... (e.g. augment.shear_amplitude=0.1,0.5,1)")
+        records, paths = analyze_strength(args.checkpoint, args.vary, Path(args.out or out_dir / "strength"),
+                                          args.epochs, init_from_checkpoint=args.init_from_checkpoint,
+                                          epsilon=args.epsilon, max_nodes=args.max_nodes, overrides=overrides)
+        _finish_analysis(results_dir, records, paths)
+        return 0
     method = method_from_checkpoint(args.checkpoint, overrides)
     device = pick_device(method.cfg.trainer.accelerator)
+    models = [(method, method.name)]
+    if args.with_random_init:
+        models.append((method_from_checkpoint(args.checkpoint, overrides, load_weights=False), "random_init"))
+    records, paths = [], []
     if args.what == "actionlets":
         records, paths = analyze_actionlets(method, out_dir, device, limit=args.limit)
-        if records:
-            write_results(run_dir_of(args.checkpoint) if not args.out else out_dir, records)
-            print_table(records)
-        else:
+        if not records:
             print("this dataset has no ground-truth actionlets: pictures only")
-    else:
-        paths = [analyze_tsne(method, out_dir, device, method.name)]
-        if args.with_random_init:
-            paths.append(analyze_tsne(method_from_checkpoint(args.checkpoint, overrides, load_weights=False),
-                                      out_dir, device, "random_init"))
+    elif args.what == "tsne":
+        for model, name in models:
+            found, path = analyze_tsne(model, out_dir, device, name)
+            records, paths = records + found, paths + [path]
+    elif args.what == "spectrum":
+        from skelssl.analyze import analyze_spectrum
+
+        for model, name in models:
+            found, drawn = analyze_spectrum(model, out_dir, device, name, epsilon=args.epsilon,
+                                            max_nodes=args.max_nodes)
+            records, paths = records + found, paths + drawn
+    else:  # segmentation
+        from skelssl.analyze import analyze_segmentation
+
+        for model, name in models:
+            found, drawn = analyze_segmentation(model, out_dir, device, name, sequences=args.sequence)
+            records, paths = records + found, paths + drawn
+    _finish_analysis(results_dir, records, paths)
+    return 0
+
+
+def _finish_analysis(results_dir: Path, records: list, paths: list) -> None:
+    from skelssl.evaluation import print_table, write_results
+
+    if records:
+        write_results(results_dir, records)
+        print_table(records)
     for path in paths:
         print(f"wrote {path}")
-    return 0
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -186,12 +222,25 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("overrides", nargs="*", help="key=value overrides of data.* and eval.*")
     ev.set_defaults(func=_cmd_evaluate)
 
-    an = sub.add_parser("analyze", help="actionlet quality and pictures, t-SNE of the features (PNG)")
-    an.add_argument("what", choices=["actionlets", "tsne"])
+    an = sub.add_parser("analyze", help="actionlets, t-SNE with k-means NMI/Davies-Bouldin, the spectrum (kappa, "
+                                        "diameter), its sweep over augmentation strength, segmentation (PNG + "
+                                        "results.json)", description="See docs/analysis.md.")
+    an.add_argument("what", choices=["actionlets", "tsne", "spectrum", "strength", "segmentation"])
     an.add_argument("--checkpoint", required=True, help="RUN/checkpoints/last.ckpt")
     an.add_argument("--out", default=None, help="directory for the PNGs (default: RUN/analysis)")
     an.add_argument("--limit", type=int, default=None, help="actionlets: analyse only the first N test sequences")
-    an.add_argument("--with-random-init", action="store_true", help="tsne: also plot a random-init encoder")
+    an.add_argument("--with-random-init", action="store_true",
+                    help="tsne, spectrum, segmentation: also a random-init encoder")
+    an.add_argument("--vary", default=None, help="strength: KEY=V1,V2,... one pretraining run per value, e.g. "
+                                                 "augment.shear_amplitude=0.1,0.5,1.0")
+    an.add_argument("--epochs", type=int, default=10, help="strength: pretraining epochs per value (default 10)")
+    an.add_argument("--init-from-checkpoint", action="store_true",
+                    help="strength: start each run from the checkpoint's weights instead of from scratch")
+    an.add_argument("--epsilon", type=float, default=0.1, help="spectrum, strength: eigenvalue threshold of kappa")
+    an.add_argument("--max-nodes", type=int, default=1000,
+                    help="spectrum, strength: test sequences in the graph (evenly spaced)")
+    an.add_argument("--sequence", nargs="*", default=None,
+                    help="segmentation: raw PKU-MMD skeleton files to label frame by frame (no score)")
     an.add_argument("overrides", nargs="*", help="key=value overrides of data.*")
     an.set_defaults(func=_cmd_analyze)
 
@@ -233,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
         extra = [c for c in given if c not in args.checkpoint] + extra
         if not args.checkpoint:
             parser.error("--checkpoint needs at least one checkpoint file")
+    if getattr(args, "sequence", None):  # `--sequence FILE key=value`: nargs took the override
+        extra = [c for c in args.sequence if "=" in c and not Path(c).exists()] + extra
+        args.sequence = [c for c in args.sequence if "=" not in c or Path(c).exists()]
     if extra:
         if not hasattr(args, "overrides"):
             parser.error(f"'{args.command}' takes no key=value overrides: {' '.join(extra)}")

@@ -82,6 +82,29 @@ BASE_DEFAULTS: dict[str, Any] = {
         "linear_batch_size": 128,
         "linear_eval_every": 5,
         "linear_standardize": True,
+        # segmentation (skelssl/evaluation/segmentation.py): frame-wise linear classifier on dense features
+        "seg_epochs": 30,
+        "seg_lr": 0.1,
+        "seg_batch_size": 256,
+        "seg_max_train_frames": 200000,
+        "seg_chunk_frames": 1024,
+        "seg_context_frames": 128,
+        "seg_frame_step": 1,
+    },
+    # the online KNN monitor while a run trains (skelssl/evaluation/monitor.py)
+    "monitor": {
+        "knn_every_n_epochs": 10,  # 0 turns it off
+        "max_train_samples": 5000,  # evenly spaced samples of the train / test parts it encodes
+        "max_test_samples": 2000,
+    },
+    # experiment trackers (skelssl/tracking.py): any of csv, tensorboard, mlflow, wandb
+    "tracking": {
+        "loggers": ["csv", "tensorboard"],
+        "experiment": "skelssl",  # MLflow experiment / W&B project
+        "run_name": None,  # default: the run directory's name
+        "mlflow_tracking_uri": None,  # default: a SQLite database next to the run directory (RUN/../mlflow.db)
+        "wandb_entity": None,
+        "wandb_offline": False,
     },
     "run_dir": None,
     "resume": False,

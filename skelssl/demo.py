@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from skelssl.checkpoints import LAST_CHECKPOINT
 from skelssl.config import load_config
 from skelssl.evaluation import evaluate_checkpoints, print_table, write_results
+from skelssl.tracking import log_results
 from skelssl.train import pretrain
 
 # Short-budget settings. The paper's constants (queue 32768, momentum 0.999, 300 epochs) are for NTU's 40k
@@ -48,6 +49,7 @@ def run_demo(run_dir: str | Path | None = None, overrides: list[str] | tuple[str
     print(f"[demo] evaluating {cfg.method.name} and a random-init encoder (KNN, linear probe) ...")
     records = evaluate_checkpoints([run_dir / LAST_CHECKPOINT], ("knn", "linear"), with_random_init=True)
     write_results(run_dir, records)
+    log_results(run_dir, records)  # the run's trackers (tracking.loggers) get the table too
     print()
     print_table(records)
     print(f"\n[demo] pretraining {pretrain_seconds:.0f} s, total {time.time() - started:.0f} s; "

@@ -13,7 +13,6 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from skelssl.checkpoints import (RunCheckpoint, check_checkpoint_method, initialize_from_checkpoint, read_checkpoint,
@@ -21,9 +20,11 @@ from skelssl.checkpoints import (RunCheckpoint, check_checkpoint_method, initial
 from skelssl.config import save_config
 from skelssl.data.dataset import SkeletonDataModule
 from skelssl.errors import UserError
+from skelssl.evaluation.monitor import knn_monitor_from_config
 from skelssl.methods import get_method
 from skelssl.methods.core.monitor import CollapseMonitor
 from skelssl.models.sync_batchnorm import convert_to_global_batchnorm
+from skelssl.tracking import build_loggers
 
 def default_run_dir(cfg: DictConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -64,14 +65,13 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int | None = None,
     callbacks: list[Any] = [RunCheckpoint(run_dir / "checkpoints", every_n_epochs=int(t.checkpoint_every_n_epochs),
                                           every_n_minutes=float(t.checkpoint_every_minutes)),
                             CollapseMonitor()]
+    knn_monitor = knn_monitor_from_config(cfg, run_dir)  # after the collapse monitor: it reads its figures
+    if knn_monitor is not None:
+        callbacks.append(knn_monitor)
     if t.progress_bar:
         callbacks.append(TQDMProgressBar(refresh_rate=1))
     callbacks.extend(extra_callbacks or [])
-    loggers = [CSVLogger(str(run_dir), name="logs")]
-    try:
-        loggers.append(TensorBoardLogger(str(run_dir), name="tensorboard"))
-    except ModuleNotFoundError:  # tensorboard is optional at run time
-        pass
+    loggers = build_loggers(cfg, run_dir)
     return L.Trainer(
         max_epochs=max_epochs or int(t.epochs),
         accelerator=t.accelerator,
@@ -96,8 +96,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int | None = None,
 RESUMABLE = ("trainer.epochs", "trainer.checkpoint_every_n_epochs", "trainer.checkpoint_every_minutes",
              "trainer.progress_bar", "trainer.threads", "trainer.log_every_n_steps", "trainer.nonfinite",
              "trainer.max_nonfinite_skips", "trainer.accelerator", "trainer.devices", "trainer.strategy",
-             "trainer.num_nodes", "trainer.deterministic", "data.num_workers", "eval.")
-RUN_FILES = ("checkpoints", "logs", "tensorboard", "config.yaml", "command.txt", "changes.log", "results.json")
+             "trainer.num_nodes", "trainer.deterministic", "data.num_workers", "eval.",
+             "monitor.", "tracking.")  # the KNN monitor and the trackers leave the training as it is
+RUN_FILES = ("checkpoints", "logs", "tensorboard", "config.yaml", "command.txt", "changes.log", "results.json",
+             "monitor.json", "monitor.png", "trackers.json")
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -181,8 +181,14 @@ def _run_synthetic(args: argparse.Namespace) -> int:
     from skelssl.data.synthetic import prepare_synthetic
 
     started = time.time()
-    out = prepare_synthetic(args.out, seed=args.seed, frames=args.frames,
-                            num_samples_per_class_per_subject=args.per_subject)
+    if args.untrimmed:
+        from skelssl.data.synthetic_untrimmed import prepare_synthetic_untrimmed
+
+        out = prepare_synthetic_untrimmed(args.out, seed=args.seed, clip_frames=args.frames,
+                                          num_sequences_per_subject=args.per_subject or 4)
+    else:
+        out = prepare_synthetic(args.out, seed=args.seed, frames=args.frames,
+                                num_samples_per_class_per_subject=args.per_subject or 20)
     print(f"written: {out} ({time.time() - started:.1f} s); `skelssl info {out}` shows what it holds")
     return 0
 
@@ -200,7 +206,12 @@ def add_prepare_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--frames", type=int, default=50)
-    p.add_argument("--per-subject", type=int, default=20, help="sequences per class per subject (10 subjects)")
+    p.add_argument("--per-subject", type=int, default=None,
+                   help="sequences per class per subject (10 subjects; default 20), with --untrimmed: untrimmed "
+                        "sequences per subject (default 4)")
+    p.add_argument("--untrimmed", action="store_true",
+                   help="untrimmed sequences for segmentation: several actions in a row, idle between, per-frame "
+                        "labels (--frames: the trimmed clip length the actions' speed follows)")
     p.set_defaults(func=_run_synthetic)
 
     p = sub.add_parser("nw-ucla", help="Northwestern-UCLA Multiview Action3D (JSON per sequence)")

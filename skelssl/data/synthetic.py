@@ -122,8 +122,23 @@ for _j in LEFT_LEG + RIGHT_LEG:
         _BONE_GROUP[_j] = 3
 
 
+class SubjectSplit:
+    """The cross-subject split of a generated dataset with `subjects` (per sample) and `train_subjects`."""
+
+    subjects: np.ndarray
+    train_subjects: tuple[int, ...]
+
+    @property
+    def train_indices(self) -> np.ndarray:
+        return np.flatnonzero(np.isin(self.subjects, self.train_subjects))
+
+    @property
+    def test_indices(self) -> np.ndarray:
+        return np.flatnonzero(~np.isin(self.subjects, self.train_subjects))
+
+
 @dataclass
-class SyntheticData:
+class SyntheticData(SubjectSplit):
     """A generated dataset. data (N, 3, T, 25, 2) float32; actionlets (N, T, 25) bool for person 0."""
 
     data: np.ndarray
@@ -133,14 +148,6 @@ class SyntheticData:
     class_names: tuple[str, ...]
     train_subjects: tuple[int, ...]
     arguments: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def train_indices(self) -> np.ndarray:
-        return np.flatnonzero(np.isin(self.subjects, self.train_subjects))
-
-    @property
-    def test_indices(self) -> np.ndarray:
-        return np.flatnonzero(~np.isin(self.subjects, self.train_subjects))
 
 
 # ----------------------------------------------------------------------------------------------- rotations
@@ -379,10 +386,11 @@ def _forward_kinematics(bones: np.ndarray, rotations: dict[int, np.ndarray], t: 
 
 
 def _idle_rotations(rng: np.random.Generator, n: int, t: int, scale: float = 1.0, lean: float = 10.0,
-                    arm: float = 20.0) -> dict[int, np.ndarray]:
+                    arm: float = 20.0, time: np.ndarray | None = None) -> dict[int, np.ndarray]:
     """Breathing, small arm swing and head motion, plus a random static stance: trunk and head lean (up to
-    `lean` degrees), arms out/forward and elbows bent (up to ~`arm` degrees), feet apart."""
-    time = np.linspace(0.0, 1.0, t)[None]
+    `lean` degrees), arms out/forward and elbows bent (up to ~`arm` degrees), feet apart. `time` (1, t): the
+    frames in clip units (default: one clip, 0..1)."""
+    time = np.linspace(0.0, 1.0, t)[None] if time is None else time
 
     def wobble(max_deg: float, max_cycles: float) -> np.ndarray:
         amp = rng.uniform(0.3, 1.0, size=(n, 1)) * _deg(max_deg) * scale
@@ -434,9 +442,10 @@ def _distractor(rng: np.random.Generator, n: int, t: int, name: str, prob: float
     return rotations
 
 
-def _idle_sway(rng: np.random.Generator, n: int, t: int, scale: float = 1.0) -> np.ndarray:
-    """Slow body sway (n, T, 3) in x and z, up to ~2 cm."""
-    time = np.linspace(0.0, 1.0, t)[None]
+def _idle_sway(rng: np.random.Generator, n: int, t: int, scale: float = 1.0,
+               time: np.ndarray | None = None) -> np.ndarray:
+    """Slow body sway (n, T, 3) in x and z, up to ~2 cm; `time` as in _idle_rotations."""
+    time = np.linspace(0.0, 1.0, t)[None] if time is None else time
     sway = np.zeros((n, t, 3))
     for axis in (0, 2):
         amp = rng.uniform(0.003, 0.02, size=(n, 1)) * scale

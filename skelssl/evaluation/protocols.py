@@ -92,3 +92,7 @@ for _protocol in (KnnProtocol(), LinearProtocol()):
 
 def get_protocol(name: str) -> Protocol:
     return PROTOCOLS.lookup(name)
+
+
+# Protocols defined in their own modules register themselves on import (after the names above exist).
+import skelssl.evaluation.segmentation  # noqa: E402,F401  "segmentation"

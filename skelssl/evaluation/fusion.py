@@ -30,6 +30,7 @@ __all__ = ["StreamScores", "DEFAULT_FUSION_WEIGHTS", "fuse_logits", "fuse_scores
 DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"joint": 0.6, "bone": 0.6, "motion": 0.4}
 SCORES_DIR = "scores"
 FUSED_STREAM = "fused"
+STREAM_ORDER = {"joint": 0, "motion": 1, "bone": 2}
 
 
 @dataclass
@@ -103,7 +104,8 @@ def fuse_scores(scores: Iterable[StreamScores], weights: Mapping[str, float] | N
                                 "different test samples; evaluate every stream on the same dataset and split")
         logits = fuse_logits({stream: item.logits for stream, item in streams.items()}, weights)
         combined = StreamScores(*group[:3], FUSED_STREAM, group[3], logits, first.labels, first.sample_names)
-        records += [item.record() for item in streams.values()] + [combined.record()]
+        ordered = sorted(streams.values(), key=lambda item: STREAM_ORDER.get(item.stream, len(STREAM_ORDER)))
+        records += [item.record() for item in ordered] + [combined.record()]
         fused.append(combined)
     return records, fused
 

@@ -81,7 +81,7 @@ def semi_subset(labels: np.ndarray, names: Sequence[str], percent: float, seed: 
         path.parent.mkdir(parents=True, exist_ok=True)
         per_class = {str(int(c)): int(n) for c, n in zip(*np.unique(labels[positions], return_counts=True))}
         payload = {"dataset": dataset, "split": split, "percent": percent, "seed": seed,
-                   "rule": "per class: max(1, round(percent/100 * class count)), numpy default_rng(seed)",
+                   "rule": "per class: max(1, round half up(percent/100 * class count)), numpy default_rng(seed)",
                    "samples": int(len(positions)), "per_class": per_class,
                    "train_positions": [int(p) for p in positions], "sample_names": [names[p] for p in positions]}
         tmp = path.with_name(path.name + ".tmp")

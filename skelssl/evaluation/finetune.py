@@ -125,6 +125,18 @@ def finetune(
     epoch's, on the CPU), "seconds"}; accuracies in [0, 1].
     """
     device = torch.device(device)
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):  # the caller's global RNG is left as it was
+        torch.manual_seed(cfg.seed)  # dropout's (and the head's default init's) global stream
+        return _finetune(encoder, train_data, train_labels, test_data, test_labels, num_classes, cfg,
+                         transform=transform, augment=augment, device=device, eval_batch_size=eval_batch_size,
+                         progress=progress, label=label)
+
+
+def _finetune(encoder: nn.Module, train_data: Any, train_labels: Any, test_data: Any, test_labels: Any,
+              num_classes: int, cfg: FinetuneConfig, *, transform: Callable[[Tensor], Tensor],
+              augment: Callable[[Tensor, torch.Generator], Tensor] | None, device: torch.device,
+              eval_batch_size: int, progress: bool, label: str) -> dict[str, Any]:
     started = time.perf_counter()
     train_y = torch.as_tensor(np.asarray(train_labels)).long().to(device)
     test_y = torch.as_tensor(np.asarray(test_labels)).long().to(device)
@@ -143,36 +155,33 @@ def finetune(
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.milestones), cfg.gamma)
     history: list[tuple[int, float]] = []
     logits = torch.empty(0)
-    cuda = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(cfg.seed)  # dropout's global stream
-        for epoch in range(1, cfg.epochs + 1):
-            encoder.train(cfg.batchnorm == "train")
-            head.train()
-            order = torch.randperm(len(train_y), generator=generator, device=device)
-            total, seen = 0.0, 0
-            for start in range(0, order.numel(), cfg.batch_size):
-                # Sorted: a memmap reads rows in file order; the order inside a batch does not matter.
-                index = order[start:start + cfg.batch_size].sort().values
-                batch = load_batch(train_data, index.cpu().numpy(), device)
-                if cfg.augment and augment is not None:
-                    batch = augment(batch, generator)
-                loss = F.cross_entropy(head(encoder(transform(batch))), train_y[index])
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{label}: the loss became {loss.item()} at epoch {epoch}; lower "
-                                             "eval.finetune_lr")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total, seen = total + loss.item() * len(index), seen + len(index)
-            scheduler.step()
-            line = f"{label} epoch {epoch}/{cfg.epochs}: loss {total / seen:.4f}"
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                logits = _test_logits(encoder, head, test_data, transform, device, eval_batch_size)
-                history.append((epoch, (logits.argmax(1) == test_y).float().mean().item() if len(test_y) else 0.0))
-                line += f", test top1 {100 * history[-1][1]:.2f} %"
-            if progress:
-                print(f"{line} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+    for epoch in range(1, cfg.epochs + 1):
+        encoder.train(cfg.batchnorm == "train")
+        head.train()
+        order = torch.randperm(len(train_y), generator=generator, device=device)
+        total, seen = 0.0, 0
+        for start in range(0, order.numel(), cfg.batch_size):
+            # Sorted: a memmap reads rows in file order; the order inside a batch does not matter.
+            index = order[start:start + cfg.batch_size].sort().values
+            batch = load_batch(train_data, index.cpu().numpy(), device)
+            if cfg.augment and augment is not None:
+                batch = augment(batch, generator)
+            loss = F.cross_entropy(head(encoder(transform(batch))), train_y[index])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{label}: the loss became {loss.item()} at epoch {epoch}; lower "
+                                         "eval.finetune_lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total, seen = total + loss.item() * len(index), seen + len(index)
+        scheduler.step()
+        line = f"{label} epoch {epoch}/{cfg.epochs}: loss {total / seen:.4f}"
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            logits = _test_logits(encoder, head, test_data, transform, device, eval_batch_size)
+            history.append((epoch, (logits.argmax(1) == test_y).float().mean().item() if len(test_y) else 0.0))
+            line += f", test top1 {100 * history[-1][1]:.2f} %"
+        if progress:
+            print(f"{line} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     encoder.eval()
     return {**summarize_history(history), "test_logits": logits.float().cpu(),
             "seconds": time.perf_counter() - started}

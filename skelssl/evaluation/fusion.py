@@ -21,13 +21,14 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from skelssl.config import BASE_DEFAULTS
 from skelssl.errors import UserError
 from skelssl.evaluation.results import ResultRecord
 
 __all__ = ["StreamScores", "DEFAULT_FUSION_WEIGHTS", "fuse_logits", "fuse_scores", "save_scores", "load_scores",
            "SCORES_DIR"]
 
-DEFAULT_FUSION_WEIGHTS: dict[str, float] = {"joint": 0.6, "bone": 0.6, "motion": 0.4}
+DEFAULT_FUSION_WEIGHTS: dict[str, float] = dict(BASE_DEFAULTS["eval"]["fusion_weights"])  # joint .6, bone .6, motion .4
 SCORES_DIR = "scores"
 FUSED_STREAM = "fused"
 STREAM_ORDER = {"joint": 0, "motion": 1, "bone": 2}

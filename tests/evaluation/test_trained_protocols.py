@@ -11,15 +11,12 @@ import torch
 from torch import nn
 
 from skelssl.checkpoints import LAST_CHECKPOINT, method_from_checkpoint
-from skelssl.config import load_config
 from skelssl.data.prepared import PreparedMeta, load_meta, open_data, write_prepared
 from skelssl.errors import UserError
 from skelssl.evaluation import evaluate_checkpoints, evaluate_method, extract_features
 from skelssl.evaluation import finetune as finetune_module
 from skelssl.evaluation.finetune import FinetuneConfig, finetune, fresh_backbone
 from skelssl.skeleton.layouts import KINECT20, Layout
-from skelssl.train import pretrain
-from tests.conftest import tiny_overrides
 
 # ----------------------------------------------------------------------------------------- a toy encoder
 
@@ -105,13 +102,6 @@ def test_finetune_config_errors():
 
 
 # ----------------------------------------------------------------------------------------- a tiny run
-
-@pytest.fixture(scope="module")
-def tiny_run(tiny_dataset, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("trained") / "run"
-    pretrain(load_config(None, tiny_overrides(tiny_dataset, run_dir, **{"trainer.epochs": 1})), command=[])
-    return run_dir
-
 
 FT = {"eval": {"finetune_epochs": 1, "finetune_batch_size": 16, "linear_epochs": 2}}
 

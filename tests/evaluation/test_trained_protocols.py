@@ -197,3 +197,14 @@ def test_transfer_finetune_and_its_errors(tiny_run, kinect_dataset, tiny_dataset
     with pytest.raises(UserError, match="no joint map from layout 'stick20'.*'ntu25'"):
         evaluate_checkpoints([tiny_run / LAST_CHECKPOINT], ["transfer-linear"], {"data": {"root": str(root)}, **FT},
                              out_dir=tmp_path)
+
+
+def test_checkpoint_written_before_the_finetune_keys_still_evaluates(tiny_run, tmp_path):
+    state = torch.load(tiny_run / LAST_CHECKPOINT, map_location="cpu", weights_only=False)
+    saved_eval = state["hyper_parameters"]["cfg"]["eval"]
+    for key in [k for k in saved_eval if k.startswith(("finetune_", "semi_", "fusion_"))]:
+        del saved_eval[key]  # as an earlier version wrote it
+    old = tmp_path / "old.ckpt"
+    torch.save(state, old)
+    records = evaluate_checkpoints([old], ["finetune"], FT, out_dir=tmp_path)
+    assert [r.metric for r in records] == ["top1", "best_top1"]

@@ -2,7 +2,8 @@
 
 A protocol gets an `EvalContext` (the model, its config, the device) and returns records in percent. Frozen-
 feature protocols (KNN, linear probe) read `context.features`, computed once per model and shared. The CLI
-takes its choices from `PROTOCOLS`; a new protocol is one class registered here.
+takes its choices from `PROTOCOLS`; a new protocol is one class registered here, or in its own module that
+skelssl/evaluation/__init__.py imports (finetune.py, semi.py, transfer.py register theirs).
 """
 
 from __future__ import annotations
@@ -117,6 +118,3 @@ for _protocol in (KnnProtocol(), LinearProtocol()):
 def get_protocol(name: str) -> Protocol:
     return PROTOCOLS.lookup(name)
 
-
-# The protocols that train a classifier with the encoder register themselves in their own modules.
-from skelssl.evaluation import finetune, semi, transfer  # noqa: E402,F401  (registers them)

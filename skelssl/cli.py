@@ -1,4 +1,4 @@
-"""The one entry point: `skelssl demo|pretrain|evaluate|analyze|prepare|info`."""
+"""The one entry point: `skelssl demo|pretrain|evaluate|fuse|report|analyze|prepare|info`."""
 
 from __future__ import annotations
 
@@ -47,20 +47,95 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from skelssl.checkpoints import run_dir_of
     from skelssl.config import parse_overrides
     from skelssl.evaluation import evaluate_checkpoints, print_table, write_results
+    from skelssl.evaluation.fusion import fuse_scores, save_scores
 
+    # `evaluate linear data.root=DIR --checkpoint C`: the protocol list took the override
+    protocols = list(dict.fromkeys(p for p in args.protocol if "=" not in p))
+    overrides = parse_overrides([p for p in args.protocol if "=" in p] + list(args.overrides))
     per_checkpoint: dict[Path, list] = {}
-    records = evaluate_checkpoints(args.checkpoint, [args.protocol], parse_overrides(args.overrides),
+    per_checkpoint_scores: dict[Path, list] = {}
+    records = evaluate_checkpoints(args.checkpoint, protocols, overrides,
                                    with_random_init=args.with_random_init, progress=True,
-                                   per_checkpoint=per_checkpoint)
+                                   per_checkpoint=per_checkpoint, out_dir=args.out,
+                                   per_checkpoint_scores=per_checkpoint_scores)
+    if args.fuse:
+        fused, _ = fuse_scores([s for found in per_checkpoint_scores.values() for s in found],
+                               _fusion_weights(overrides))
+        if not fused:
+            print("nothing to fuse: fusion needs two or more streams of one method under one protocol")
+        fused = [r for r in fused if r.stream == "fused"]
+        records += fused
     if args.out:
         print(f"results written to {write_results(Path(args.out), records)}")
-    else:  # each run directory gets its own checkpoint's records
+        save_scores(args.out, [s for found in per_checkpoint_scores.values() for s in found])
+    else:  # each run directory gets its own checkpoint's records (and the fused ones)
         from skelssl.tracking import log_results
 
         for path, found in per_checkpoint.items():
-            print(f"results written to {write_results(run_dir_of(path), found)}")
-            log_results(run_dir_of(path), found)  # to the run's MLflow / W&B / TensorBoard, if it used any
+            extra = fused if args.fuse else []
+            print(f"results written to {write_results(run_dir_of(path), found + extra)}")
+            save_scores(run_dir_of(path), per_checkpoint_scores.get(path, []))
+            log_results(run_dir_of(path), found + extra)  # to the run's MLflow / W&B / TensorBoard, if it used any
     print_table(records)
+    return 0
+
+
+def _fusion_weights(overrides: dict) -> dict[str, float]:
+    from skelssl.evaluation.fusion import DEFAULT_FUSION_WEIGHTS
+
+    given = (overrides.get("eval") or {}).get("fusion_weights") or {}
+    unknown = sorted(set(given) - set(DEFAULT_FUSION_WEIGHTS))
+    if unknown:
+        raise UserError(f"eval.fusion_weights: unknown stream(s) {', '.join(unknown)}; streams: "
+                        f"{', '.join(DEFAULT_FUSION_WEIGHTS)}")
+    return {**DEFAULT_FUSION_WEIGHTS, **{k: float(v) for k, v in given.items()}}
+
+
+def _split_runs(items: list[str]) -> tuple[list[str], list[str]]:
+    """RUN directories and key=value overrides given in one positional list."""
+    overrides = [item for item in items if "=" in item and not Path(item).exists()]
+    return [item for item in items if item not in overrides], overrides
+
+
+def _cmd_fuse(args: argparse.Namespace) -> int:
+    from skelssl.config import parse_overrides
+    from skelssl.evaluation import print_table, write_results
+    from skelssl.evaluation.fusion import fuse_scores, load_scores
+
+    runs, overrides = _split_runs(list(args.runs) + list(args.overrides))
+    protocols, more = _split_runs(list(args.protocol or []))
+    overrides += more
+    stray = [k for k in parse_overrides(overrides) if k != "eval"]
+    if stray or any(set(v) - {"fusion_weights"} for k, v in parse_overrides(overrides).items() if k == "eval"):
+        raise UserError(f"'fuse' takes only eval.fusion_weights.<stream>=W overrides, got {' '.join(overrides)}")
+    if not runs:
+        raise UserError("fuse needs run directories (each with scores/ from `skelssl evaluate`)")
+    scores = [s for run in runs for s in load_scores(run)]
+    if protocols:
+        scores = [s for s in scores if s.protocol in protocols]
+    weights = _fusion_weights(parse_overrides(overrides))
+    records, _ = fuse_scores(scores, weights)
+    if not records:
+        found = sorted({f"{s.model}/{s.stream}/{s.protocol}" for s in scores})
+        raise UserError(f"nothing to fuse: every (dataset, split, model, protocol) has one stream only "
+                        f"(found {', '.join(found) or 'no scores'}); give runs of different streams")
+    fused = [r for r in records if r.stream == "fused"]
+    for target in ([Path(args.out)] if args.out else [Path(run) for run in runs]):
+        print(f"results written to {write_results(target, fused)}")
+    print(f"weights: {', '.join(f'{k} {v:g}' for k, v in weights.items())}")
+    print_table(records)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from skelssl.evaluation.report import markdown_report
+
+    table = markdown_report(args.runs, metrics=args.metric, protocols=args.protocol, long=args.long)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(table + "\n")
+        print(f"written to {args.out}")
+    print(table)
     return 0
 
 
@@ -214,13 +289,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="evaluate pretrained encoders: " + ", ".join(PROTOCOLS),
                         description="; ".join(f"{name}: {p.help}" for name, p in PROTOCOLS.items()))
-    ev.add_argument("protocol", choices=list(PROTOCOLS))
+    ev.add_argument("protocol", nargs="+", metavar="PROTOCOL",
+                    help=f"one or more of: {', '.join(PROTOCOLS)}")
     ev.add_argument("--checkpoint", required=True, nargs="+", help="one or more RUN/checkpoints/last.ckpt")
     ev.add_argument("--with-random-init", action="store_true",
                     help="also evaluate a randomly initialised encoder of the same architecture")
-    ev.add_argument("--out", default=None, help="directory for results.json (default: each checkpoint's run)")
+    ev.add_argument("--fuse", action="store_true",
+                    help="add fused rows: the checkpoints' streams combined by eval.fusion_weights")
+    ev.add_argument("--out", default=None, help="directory for results.json, scores/ and subsets/ "
+                                                "(default: each checkpoint's run)")
     ev.add_argument("overrides", nargs="*", help="key=value overrides of data.* and eval.*")
     ev.set_defaults(func=_cmd_evaluate)
+
+    fu = sub.add_parser("fuse", help="fuse the joint, motion and bone runs' test logits (weighted sum)",
+                        description="Combine the saved test logits (RUN/scores/) of runs of different streams "
+                                    "by a weighted sum, joint 0.6, bone 0.6, motion 0.4 by default (AimCLR); "
+                                    "change one with eval.fusion_weights.motion=0.5. Prints per-stream and "
+                                    "fused rows; the fused ones go to each run's results.json (or --out).")
+    fu.add_argument("runs", nargs="+", metavar="RUN", help="run directories evaluated with a classifier protocol")
+    fu.add_argument("--protocol", nargs="+", default=None, help="only these protocols (default: every one found)")
+    fu.add_argument("--out", default=None, help="directory for results.json (default: each run)")
+    fu.set_defaults(func=_cmd_fuse, overrides=[])
+
+    rep = sub.add_parser("report", help="one markdown table of the results of several runs",
+                         description="Rows: method and stream; columns: dataset, split, protocol, metric "
+                                     "(--long: one row per record). Values in percent.")
+    rep.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or results.json files)")
+    rep.add_argument("--metric", nargs="+", default=None, help="only these metrics, e.g. top1 1nn_cosine")
+    rep.add_argument("--protocol", nargs="+", default=None, help="only these protocols")
+    rep.add_argument("--long", action="store_true", help="one row per record")
+    rep.add_argument("--out", default=None, help="also write the table to this file")
+    rep.set_defaults(func=_cmd_report)
 
     an = sub.add_parser("analyze", help="actionlets, t-SNE with k-means NMI/Davies-Bouldin, the spectrum (kappa, "
                                         "diameter), its sweep over augmentation strength, segmentation (PNG + "

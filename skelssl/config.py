@@ -82,6 +82,19 @@ BASE_DEFAULTS: dict[str, Any] = {
         "linear_batch_size": 128,
         "linear_eval_every": 5,
         "linear_standardize": True,
+        # finetune, semi*, supervised, transfer-finetune (skelssl/evaluation/finetune.py: our schedule choice)
+        "finetune_epochs": 100,
+        "finetune_lr": 0.1,
+        "finetune_momentum": 0.9,
+        "finetune_weight_decay": 1e-4,
+        "finetune_milestones": [80],
+        "finetune_gamma": 0.1,
+        "finetune_batch_size": 128,
+        "finetune_eval_every": 5,
+        "finetune_batchnorm": "train",  # "frozen": the official code's eval-mode finetune (BatchNorm, dropout off)
+        "finetune_augment": False,  # true: the method's normal augmentations (shear, crop) on training batches
+        "semi_percents": [1, 10],  # class-balanced label subsets, percent of each class (5 and 20 also common)
+        "fusion_weights": {"joint": 0.6, "bone": 0.6, "motion": 0.4},  # AimCLR §4.2 [0.6, 0.6, 0.4]
         # segmentation (skelssl/evaluation/segmentation.py): frame-wise linear classifier on dense features
         "seg_epochs": 30,
         "seg_lr": 0.1,
@@ -273,6 +286,8 @@ def migrate_config(saved: dict[str, Any]) -> dict[str, Any]:
         value = node.pop(leaf)
         if new is not None and OmegaConf.select(cfg, new) is None:
             OmegaConf.update(cfg, new, value, force_add=True)
+    if "eval" in cfg:  # evaluation keys added since the checkpoint was written take their defaults
+        cfg.eval = OmegaConf.merge(BASE_DEFAULTS["eval"], cfg.eval)
     return OmegaConf.to_container(cfg)
 
 

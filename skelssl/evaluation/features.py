@@ -82,17 +82,15 @@ def extract_features(
 
 
 def encode_splits(method: Any, cfg: Any, device: torch.device, progress: bool = False) -> dict[str, Any]:
-    """Backbone features of the train and test parts of cfg.data (computed once, reused by every protocol)."""
+    """Backbone features of the train and test parts of cfg.data (computed once, reused by every protocol);
+    data of another layout than the method's is mapped to it (evaluation.inputs.model_input)."""
     from skelssl.data.dataset import SkeletonDataset
-    from skelssl.transforms.streams import to_stream
+    from skelssl.evaluation.inputs import model_input
 
     train = SkeletonDataset(cfg.data.root, cfg.data.split, "train")
     test = SkeletonDataset(cfg.data.root, cfg.data.split, "test")
     encoder = method.backbone.to(device)
-    layout, stream = method.layout, cfg.data.stream
-
-    def transform(x: Tensor) -> Tensor:
-        return to_stream(x, stream, layout)
+    transform = model_input(method, train.layout)  # another layout's data goes through the joint map
 
     bs = int(cfg.eval.batch_size)
     return {
@@ -101,6 +99,7 @@ def encode_splits(method: Any, cfg: Any, device: torch.device, progress: bool = 
         "test_feats": extract_features(encoder, test.array(), batch_size=bs, device=device,
                                        transform=transform, progress=progress),
         "train_labels": torch.as_tensor(train.labels),
+        "test_names": [test.meta.sample_names[i] for i in test.indices],
         "test_labels": torch.as_tensor(test.labels),
         "num_classes": train.num_classes,
     }

@@ -96,13 +96,46 @@ class _LinearHead:
         return correct / max(features.shape[0], 1)
 
 
-def _summary(history: list[tuple[int, float]]) -> dict:
+def summarize_history(history: list[tuple[int, float]]) -> dict:
     best_epoch, best_top1 = max(history, key=lambda item: (item[1], -item[0]))  # earliest best
     return {"final_top1": history[-1][1], "best_top1": best_top1, "best_epoch": best_epoch, "history": history}
 
 
 def _should_eval(epoch: int, cfg: LinearProbeConfig) -> bool:
     return epoch % cfg.eval_every == 0 or epoch == cfg.epochs
+
+
+def fit_linear_head(
+    train_feats: Tensor | np.ndarray,
+    train_labels: Tensor | np.ndarray,
+    test_feats: Tensor | np.ndarray | None,
+    test_labels: Tensor | np.ndarray | None,
+    num_classes: int,
+    cfg: LinearProbeConfig | None = None,
+    progress: bool = False,
+) -> tuple[_LinearHead, list[tuple[int, float]]]:
+    """Train the probe's classifier on cached features; returns it (its `logits(features)` and
+    `accuracy(features, labels)`) and the test accuracies [(epoch, top1), ...] (empty without test data)."""
+    cfg = cfg or LinearProbeConfig()
+    train_x = _as_tensor(train_feats).float()
+    device = train_x.device
+    train_y = _as_tensor(train_labels).to(device).long()
+    test_x = None if test_feats is None else _as_tensor(test_feats).to(device).float()
+    test_y = None if test_labels is None else _as_tensor(test_labels).to(device).long()
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    head = _LinearHead(train_x, num_classes, cfg, generator)
+    history: list[tuple[int, float]] = []
+    for epoch in range(1, cfg.epochs + 1):
+        order = torch.randperm(train_x.shape[0], generator=generator, device=device)
+        for start in range(0, order.numel(), cfg.batch_size):
+            batch = order[start:start + cfg.batch_size]
+            head.step(train_x[batch], train_y[batch])
+        head.scheduler.step()
+        if test_x is not None and _should_eval(epoch, cfg):
+            history.append((epoch, head.accuracy(test_x, test_y)))
+            if progress:
+                print(f"linear epoch {epoch}: top1 {history[-1][1]:.4f}", file=sys.stderr)
+    return head, history
 
 
 def linear_probe(
@@ -119,26 +152,8 @@ def linear_probe(
     Returns {"final_top1", "best_top1", "best_epoch", "history": [(epoch, top1), ...]}, accuracies in [0, 1].
     Deterministic for a given `cfg.seed` (shuffling and init use one seeded torch.Generator).
     """
-    cfg = cfg or LinearProbeConfig()
-    train_x = _as_tensor(train_feats).float()
-    device = train_x.device
-    train_y = _as_tensor(train_labels).to(device).long()
-    test_x = _as_tensor(test_feats).to(device).float()
-    test_y = _as_tensor(test_labels).to(device).long()
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
-    head = _LinearHead(train_x, num_classes, cfg, generator)
-    history: list[tuple[int, float]] = []
-    for epoch in range(1, cfg.epochs + 1):
-        order = torch.randperm(train_x.shape[0], generator=generator, device=device)
-        for start in range(0, order.numel(), cfg.batch_size):
-            batch = order[start:start + cfg.batch_size]
-            head.step(train_x[batch], train_y[batch])
-        head.scheduler.step()
-        if _should_eval(epoch, cfg):
-            history.append((epoch, head.accuracy(test_x, test_y)))
-            if progress:
-                print(f"linear epoch {epoch}: top1 {history[-1][1]:.4f}", file=sys.stderr)
-    return _summary(history)
+    _, history = fit_linear_head(train_feats, train_labels, test_feats, test_labels, num_classes, cfg, progress)
+    return summarize_history(history)
 
 
 def linear_probe_with_augmentation(
@@ -193,4 +208,4 @@ def linear_probe_with_augmentation(
                     print(f"linear(aug) epoch {epoch}: top1 {history[-1][1]:.4f}", file=sys.stderr)
     finally:
         encoder.train(was_training)
-    return _summary(history)
+    return summarize_history(history)

@@ -2,12 +2,14 @@
 
 A protocol gets an `EvalContext` (the model, its config, the device) and returns records in percent. Frozen-
 feature protocols (KNN, linear probe) read `context.features`, computed once per model and shared. The CLI
-takes its choices from `PROTOCOLS`; a new protocol is one class registered here.
+takes its choices from `PROTOCOLS`; a new protocol is one class registered here, or in its own module that
+skelssl/evaluation/__init__.py imports (finetune.py, semi.py, transfer.py register theirs).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -15,7 +17,8 @@ from omegaconf import DictConfig
 
 from skelssl.evaluation.features import encode_splits
 from skelssl.evaluation.knn import knn_evaluate
-from skelssl.evaluation.linear import LinearProbeConfig, linear_probe
+from skelssl.evaluation.fusion import StreamScores
+from skelssl.evaluation.linear import LinearProbeConfig, fit_linear_head, summarize_history
 from skelssl.evaluation.results import ResultRecord
 from skelssl.registry import Registry
 
@@ -24,7 +27,11 @@ __all__ = ["EvalContext", "Protocol", "PROTOCOLS", "register_protocol", "get_pro
 
 @dataclass
 class EvalContext:
-    """One model under evaluation: `method` (a pretrained or random-init method), its config, where to run."""
+    """One model under evaluation: `method` (a pretrained or random-init method), its config, where to run.
+
+    artifacts_dir: where protocols keep what a rerun must reuse (the semi-supervised label subsets); None
+    keeps nothing. scores: the test logits of every classifier protocol run, for stream fusion.
+    """
 
     method: Any
     cfg: DictConfig
@@ -32,6 +39,8 @@ class EvalContext:
     device: torch.device
     progress: bool = False
     dataset_name: str = ""
+    artifacts_dir: Path | None = None
+    scores: list[StreamScores] = field(default_factory=list)
     _features: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -46,6 +55,17 @@ class EvalContext:
                                           split=self.cfg.data.split, model=self.model_name,
                                           stream=self.cfg.data.stream, protocol=protocol, metric=metric,
                                           fraction=fraction)
+
+    def keep_scores(self, protocol: str, logits: Any, labels: Any, sample_names: list[str],
+                    dataset: str | None = None) -> None:
+        """Keep a classifier's test logits (N, K) for fusion."""
+        self.scores.append(StreamScores(dataset or self.dataset_name or str(self.cfg.data.dataset),
+                                        str(self.cfg.data.split), self.model_name, str(self.cfg.data.stream),
+                                        protocol, _numpy(logits), _numpy(labels), list(sample_names)))
+
+
+def _numpy(values: Any) -> Any:
+    return values.detach().float().cpu().numpy() if isinstance(values, torch.Tensor) else values
 
 
 class Protocol:
@@ -78,8 +98,13 @@ class LinearProtocol(Protocol):
                                       milestones=tuple(e.linear_milestones), batch_size=int(e.linear_batch_size),
                                       eval_every=int(e.linear_eval_every), standardize=bool(e.linear_standardize),
                                       seed=int(context.cfg.trainer.seed))
-        out = linear_probe(f["train_feats"].to(device), f["train_labels"].to(device), f["test_feats"].to(device),
-                           f["test_labels"].to(device), f["num_classes"], probe_cfg, progress=context.progress)
+        test_feats = f["test_feats"].to(device)
+        head, history = fit_linear_head(f["train_feats"].to(device), f["train_labels"].to(device), test_feats,
+                                        f["test_labels"].to(device), f["num_classes"], probe_cfg,
+                                        progress=context.progress)
+        with torch.no_grad():
+            context.keep_scores("linear", head.logits(test_feats), f["test_labels"], f["test_names"])
+        out = summarize_history(history)
         return [context.record("linear", "top1", out["final_top1"]),
                 context.record("linear", "best_top1", out["best_top1"])]
 

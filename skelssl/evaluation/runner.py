@@ -6,14 +6,16 @@ The one path the CLI (`skelssl evaluate`), the demo and `benchmarks/compare_meth
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import torch
 from omegaconf import OmegaConf
 
-from skelssl.checkpoints import method_from_checkpoint, read_checkpoint
+from skelssl.checkpoints import method_from_checkpoint, read_checkpoint, run_dir_of
 from skelssl.config import check_keys
+from skelssl.evaluation.fusion import StreamScores
 from skelssl.evaluation.protocols import EvalContext, get_protocol
 from skelssl.evaluation.results import ResultRecord
 
@@ -38,13 +40,23 @@ def _dataset_name(cfg: Any) -> str:
 
 
 def evaluate_method(method: Any, protocols: Sequence[str], model_name: str, device: torch.device,
-                    progress: bool = False) -> list[ResultRecord]:
-    """Records of `protocols` for one built method (pretrained or random-init)."""
+                    progress: bool = False, artifacts_dir: Path | None = None,
+                    scores: list[StreamScores] | None = None) -> list[ResultRecord]:
+    """Records of `protocols` for one built method (pretrained or random-init).
+
+    artifacts_dir: where protocols keep what reruns reuse (semi-supervised subsets); scores: if given, gets
+    the test logits of every classifier protocol (for fusion). With `progress`, each protocol's time is printed.
+    """
     context = EvalContext(method=method, cfg=method.cfg, model_name=model_name, device=device, progress=progress,
-                          dataset_name=_dataset_name(method.cfg))
+                          dataset_name=_dataset_name(method.cfg), artifacts_dir=artifacts_dir)
     records: list[ResultRecord] = []
     for name in protocols:
+        started = time.perf_counter()
         records += get_protocol(name).run(context)
+        if progress:
+            print(f"[evaluate] {name} on {model_name}: {time.perf_counter() - started:.1f} s", flush=True)
+    if scores is not None:
+        scores.extend(context.scores)
     return records
 
 
@@ -52,12 +64,16 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[
                          overrides: dict[str, Any] | None = None, *, with_random_init: bool = False,
                          device: torch.device | None = None, progress: bool = False,
                          announce: bool = False,
-                         per_checkpoint: dict[Path, list[ResultRecord]] | None = None) -> list[ResultRecord]:
+                         per_checkpoint: dict[Path, list[ResultRecord]] | None = None,
+                         out_dir: str | Path | None = None,
+                         per_checkpoint_scores: dict[Path, list[StreamScores]] | None = None) -> list[ResultRecord]:
     """Records of every protocol for every checkpoint (model name: its method), and once per distinct
     architecture, seed and data, the random-init baseline (model "random_init") when asked for.
 
     overrides: data.* / eval.* / trainer.* values applied to each checkpoint's saved config (checked for typos).
     per_checkpoint: if given, filled with each checkpoint's own records (its baseline included).
+    out_dir: where protocols keep what reruns reuse (semi-supervised subsets); default each checkpoint's run.
+    per_checkpoint_scores: if given, filled with each checkpoint's test logits (for stream fusion).
     """
     for name in protocols:
         get_protocol(name)  # an unknown protocol fails before any work
@@ -79,8 +95,12 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[
             if announce:
                 print(f"[evaluate] {model_name} ({', '.join(protocols)}) from {path} ...", flush=True)
             method = method_from_checkpoint(path, overrides, load_weights=load_weights)
-            found = evaluate_method(method, protocols, model_name, run_device, progress=progress)
+            scores: list[StreamScores] = []
+            found = evaluate_method(method, protocols, model_name, run_device, progress=progress,
+                                    artifacts_dir=Path(out_dir) if out_dir else run_dir_of(path), scores=scores)
             records += found
             if per_checkpoint is not None:
                 per_checkpoint.setdefault(Path(path), []).extend(found)
+            if per_checkpoint_scores is not None:
+                per_checkpoint_scores.setdefault(Path(path), []).extend(scores)
     return records

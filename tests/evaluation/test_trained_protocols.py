@@ -1,0 +1,210 @@
+"""Finetune, supervised, semi-supervised and transfer protocols: a toy encoder with known statistics, then the
+protocols end to end on a tiny pretrained run (expected values by hand or by an independent route)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skelssl.checkpoints import LAST_CHECKPOINT, method_from_checkpoint
+from skelssl.data.prepared import PreparedMeta, load_meta, open_data, write_prepared
+from skelssl.errors import UserError
+from skelssl.evaluation import evaluate_checkpoints, evaluate_method, extract_features
+from skelssl.evaluation import finetune as finetune_module
+from skelssl.evaluation.finetune import FinetuneConfig, finetune, fresh_backbone
+from skelssl.skeleton.layouts import KINECT20, Layout
+
+# ----------------------------------------------------------------------------------------- a toy encoder
+
+
+class ToyEncoder(nn.Module):
+    """Per-channel means -> BatchNorm -> Linear -> ReLU -> dropout: small enough to check by hand."""
+
+    feature_dim = 8
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm1d(3)
+        self.fc = nn.Linear(3, 8)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.drop(torch.relu(self.fc(self.bn(x.mean(dim=(2, 3, 4))))))
+
+
+def toy_data(seed: int, n: int):
+    """Class = sign of channel 0's mean; channel 1 sits at +5 (its mean, which BatchNorm should learn)."""
+    gen = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=gen)
+    x = torch.randn(n, 3, 4, 5, 1, generator=gen) * 0.3
+    x[:, 0] += (labels.float() * 2 - 1).view(n, 1, 1, 1)
+    x[:, 1] += 5.0
+    return x, labels
+
+
+FAST = dict(epochs=15, lr=0.1, milestones=(12,), batch_size=16, eval_every=5)
+
+
+def run_toy(**options):
+    torch.manual_seed(0)
+    encoder = ToyEncoder()
+    start = copy.deepcopy(encoder.state_dict())
+    (train_x, train_y), (test_x, test_y) = toy_data(1, 96), toy_data(2, 48)
+    out = finetune(encoder, train_x, train_y, test_x, test_y, 2, FinetuneConfig(**{**FAST, **options}),
+                   transform=lambda x: x)
+    return encoder, start, out
+
+
+def test_finetune_learns_and_trains_the_encoder():
+    encoder, start, out = run_toy()
+    assert out["final_top1"] > 0.9 and [e for e, _ in out["history"]] == [5, 10, 15]
+    assert not torch.equal(encoder.fc.weight, start["fc.weight"])  # the encoder trains, not only the head
+    assert out["test_logits"].shape == (48, 2)
+    # BatchNorm in train mode: its running mean moved from 0 towards the channel means (0, 5, 0) by hand
+    assert encoder.bn.running_mean[1].item() == pytest.approx(5.0, abs=0.3)
+    assert abs(encoder.bn.running_mean[2].item()) < 0.3
+
+
+def test_finetune_frozen_batchnorm_is_the_official_eval_mode():
+    encoder, start, out = run_toy(batchnorm="frozen")
+    assert torch.equal(encoder.bn.running_mean, start["bn.running_mean"])  # statistics never updated
+    assert torch.equal(encoder.bn.running_var, start["bn.running_var"])
+    assert not torch.equal(encoder.bn.weight, start["bn.weight"])  # its affine weights still train
+    # dropout off: the frozen run does not depend on the dropout stream (the global RNG's seed)
+    _, _, again = run_toy(batchnorm="frozen", seed=0)
+    assert torch.equal(out["test_logits"], again["test_logits"])
+
+
+def test_finetune_deterministic_per_seed():
+    _, _, first = run_toy(seed=3)
+    _, _, second = run_toy(seed=3)
+    _, _, other = run_toy(seed=4)
+    assert torch.equal(first["test_logits"], second["test_logits"])
+    assert not torch.equal(first["test_logits"], other["test_logits"])
+
+
+def test_finetune_leaves_the_callers_rng_alone():
+    encoder = ToyEncoder()
+    torch.manual_seed(11)
+    finetune(encoder, *toy_data(1, 16), *toy_data(2, 8), 2, FinetuneConfig(epochs=1), transform=lambda x: x)
+    after = torch.rand(3)
+    torch.manual_seed(11)
+    assert torch.equal(after, torch.rand(3))
+
+
+def test_finetune_config_errors():
+    with pytest.raises(UserError, match="finetune_batchnorm"):
+        FinetuneConfig(batchnorm="eval")
+
+
+# ----------------------------------------------------------------------------------------- a tiny run
+
+FT = {"eval": {"finetune_epochs": 1, "finetune_batch_size": 16, "linear_epochs": 2}}
+
+
+def test_supervised_starts_from_the_runs_random_init(tiny_run):
+    ckpt = tiny_run / LAST_CHECKPOINT
+    pretrained = method_from_checkpoint(ckpt)
+    fresh = fresh_backbone(pretrained).state_dict()
+    random_init = method_from_checkpoint(ckpt, load_weights=False).backbone.state_dict()
+    assert all(torch.equal(fresh[k], random_init[k]) for k in random_init)
+    own = pretrained.backbone.state_dict()
+    assert any(not torch.equal(fresh[k], own[k]) for k in own)
+
+
+def test_semi_finetune_supervised_end_to_end(tiny_run, tiny_dataset, monkeypatch, tmp_path):
+    seen: list[np.ndarray] = []
+    real = finetune_module.finetune
+
+    def spy(encoder, train_data, train_labels, *args, **kwargs):
+        seen.append(np.asarray(train_labels))
+        return real(encoder, train_data, train_labels, *args, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "finetune", spy)
+    scores: dict = {}
+    records = evaluate_checkpoints([tiny_run / LAST_CHECKPOINT], ["semi", "finetune", "supervised"],
+                                   {**FT, "eval": {**FT["eval"], "semi_percents": [1, 50]}}, out_dir=tmp_path,
+                                   per_checkpoint_scores=scores)
+    assert [(r.protocol, r.metric) for r in records] == [
+        (p, m) for p in ("semi1", "semi50", "finetune", "supervised") for m in ("top1", "best_top1")]
+    meta = load_meta(tiny_dataset)
+    train_labels = meta.labels[meta.splits["xsub"]["train"]]
+    per_class = np.bincount(train_labels)  # 6 training samples of each of the 12 classes
+    assert per_class.tolist() == [6] * 12
+    # trained on the subsets: 1 % -> one of each class (at least one), 50 % -> three of each; then all labels
+    assert [np.bincount(labels, minlength=12).tolist() for labels in seen] == [[1] * 12, [3] * 12,
+                                                                               per_class.tolist(), per_class.tolist()]
+    assert sorted(p.name for p in (tmp_path / "subsets").iterdir()) == [
+        "semi1_synthetic_xsub_seed0.json", "semi50_synthetic_xsub_seed0.json"]
+    kept = next(iter(scores.values()))
+    assert [s.protocol for s in kept] == ["semi1", "semi50", "finetune", "supervised"]
+    assert all(s.logits.shape == (24, 12) for s in kept)
+    # the records' top1 is the accuracy of the kept logits (an independent recomputation)
+    top1 = {r.protocol: r.value for r in records if r.metric == "top1"}
+    for s in kept:
+        assert top1[s.protocol] == pytest.approx(100 * (s.logits.argmax(1) == s.labels).mean(), abs=0.01)
+
+
+# Kinect-20 joint k is NTU-25 joint NTU_OF_KINECT[k] (written by hand from the two layouts' joint names).
+NTU_OF_KINECT = [0, 1, 20, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]
+
+
+@pytest.fixture(scope="module")
+def kinect_dataset(tiny_dataset, tmp_path_factory):
+    """The tiny synthetic dataset as one-person Kinect-20 data: the 20 shared joints of person 0."""
+    meta = load_meta(tiny_dataset)
+    data = np.ascontiguousarray(open_data(tiny_dataset)[:, :, :, NTU_OF_KINECT, :1])
+    root = tmp_path_factory.mktemp("kinect") / "toy-kinect"
+    write_prepared(root, data, PreparedMeta("toy-kinect", KINECT20, meta.class_names, meta.labels, meta.lengths,
+                                            meta.sample_names, meta.splits))
+    return root
+
+
+def test_transfer_linear_goes_through_the_joint_map(tiny_run, kinect_dataset):
+    method = method_from_checkpoint(tiny_run / LAST_CHECKPOINT, {"data": {"root": str(kinect_dataset)}, **FT})
+    records = evaluate_method(method, ["transfer-linear"], "skeletonclr", torch.device("cpu"))
+    assert {(r.dataset, r.protocol) for r in records} == {("synthetic->toy-kinect", "transfer-linear")}
+    # Independent route: the NTU-25 two-person array written by hand from the Kinect-20 one.
+    from skelssl.evaluation.protocols import EvalContext
+
+    context = EvalContext(method, method.cfg, "skeletonclr", torch.device("cpu"))
+    kinect = open_data(kinect_dataset)[load_meta(kinect_dataset).splits["xsub"]["test"]]
+    ntu = np.zeros(kinect.shape[:3] + (25, 2), dtype=np.float32)
+    ntu[:, :, :, NTU_OF_KINECT, 0] = kinect[..., 0]
+    ntu[:, :, :, 2, 0] = 0.5 * (kinect[:, :, :, 2, 0] + kinect[:, :, :, 3, 0])  # neck
+    ntu[:, :, :, [21, 22], 0] = kinect[:, :, :, [7], 0]  # left hand tip, thumb
+    ntu[:, :, :, [23, 24], 0] = kinect[:, :, :, [11], 0]
+    expected = extract_features(method.backbone, ntu)
+    torch.testing.assert_close(context.features["test_feats"], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_transfer_finetune_and_its_errors(tiny_run, kinect_dataset, tiny_dataset, tmp_path):
+    records = evaluate_checkpoints([tiny_run / LAST_CHECKPOINT], ["transfer-finetune"],
+                                   {"data": {"root": str(kinect_dataset)}, **FT}, out_dir=tmp_path)
+    assert {r.dataset for r in records} == {"synthetic->toy-kinect"}
+    with pytest.raises(UserError, match="another dataset than the pretraining one"):
+        evaluate_checkpoints([tiny_run / LAST_CHECKPOINT], ["transfer-linear"], FT, out_dir=tmp_path)
+    # a layout without a joint map to NTU-25: a clear error naming both
+    meta = load_meta(kinect_dataset)
+    stick = Layout.from_dict({**KINECT20.to_dict(), "name": "stick20"})
+    root = tmp_path / "stick"
+    write_prepared(root, np.asarray(open_data(kinect_dataset)), PreparedMeta(
+        "stick", stick, meta.class_names, meta.labels, meta.lengths, meta.sample_names, meta.splits))
+    with pytest.raises(UserError, match="no joint map from layout 'stick20'.*'ntu25'"):
+        evaluate_checkpoints([tiny_run / LAST_CHECKPOINT], ["transfer-linear"], {"data": {"root": str(root)}, **FT},
+                             out_dir=tmp_path)
+
+
+def test_checkpoint_written_before_the_finetune_keys_still_evaluates(tiny_run, tmp_path):
+    state = torch.load(tiny_run / LAST_CHECKPOINT, map_location="cpu", weights_only=False)
+    saved_eval = state["hyper_parameters"]["cfg"]["eval"]
+    for key in [k for k in saved_eval if k.startswith(("finetune_", "semi_", "fusion_"))]:
+        del saved_eval[key]  # as an earlier version wrote it
+    old = tmp_path / "old.ckpt"
+    torch.save(state, old)
+    records = evaluate_checkpoints([old], ["finetune"], FT, out_dir=tmp_path)
+    assert [r.metric for r in records] == ["top1", "best_top1"]

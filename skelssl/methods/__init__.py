@@ -1,4 +1,4 @@
-"""Pretraining methods and plug-ins, by name.
+"""Pretraining methods and plug-ins (ProSL: `prosl/`), by name.
 
 Families: `skeletonclr.py` (MoCo v2 on skeletons), `aimclr/`, `actclr/`, `a2mc/`, `hico/`; what they share is in `core/`.
 """
@@ -10,6 +10,7 @@ from skelssl.methods.actclr import ActCLR
 from skelssl.methods.aimclr import AimCLR
 from skelssl.methods.core import PLUGINS, MoCoMethod, Plugin, register_plugin
 from skelssl.methods.hico import HiCo
+from skelssl.methods.prosl import ProSL  # noqa: F401 - registers the plug-in
 from skelssl.methods.skeletonclr import SkeletonCLR
 from skelssl.registry import Registry
 

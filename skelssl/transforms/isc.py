@@ -17,7 +17,7 @@ from torch import Tensor
 from skelssl.transforms.spatial import check_batch, sample_selection, shear
 from skelssl.transforms.temporal import crop_resize
 
-__all__ = ["joint_corruption", "isc_augment"]
+__all__ = ["joint_corruption", "isc_augment", "whole_sequence"]
 
 
 def joint_corruption(x: Tensor, generator: torch.Generator, *, joints: int = 15, p_zero: float = 0.5) -> Tensor:
@@ -47,3 +47,11 @@ def isc_augment(x: Tensor, generator: torch.Generator, lengths: Tensor | None = 
     corrupted = joint_corruption(x, generator, joints=min(corrupt_joints, x.shape[3]))
     sheared = shear(x, generator, amplitude=shear_amplitude)
     return torch.where(corrupt.view(-1, 1, 1, 1, 1), corrupted, sheared)
+
+
+def whole_sequence(x: Tensor, lengths: Tensor | None = None, out_frames: int = 64) -> Tensor:
+    """The valid frames of each sequence (`lengths`, None = all) resampled to `out_frames`: the crop-resize
+    with the whole sequence as its window. Deterministic (no draws from any training generator) and
+    differentiable in x: A²MC's attack sees this, and it is the clean view of a sequence for HiCo and A²MC."""
+    unused = torch.Generator(device=x.device).manual_seed(0)  # scale (1, 1): the window does not depend on it
+    return crop_resize(x, unused, lengths, scale=(1.0, 1.0), out_frames=out_frames, min_frames=1)

@@ -13,9 +13,8 @@ from skelssl.methods.a2mc.mc_loss import mc_loss
 from skelssl.methods.a2mc.pnm import AdversarialBank
 from skelssl.methods.core.base import MoCoMethod
 from skelssl.models.passes import side_effect_free
-from skelssl.transforms.isc import isc_augment
+from skelssl.transforms.isc import isc_augment, whole_sequence
 from skelssl.transforms.pipelines import apply_named
-from skelssl.transforms.temporal import crop_resize
 
 __all__ = ["A2MC", "STRONG_EXTRA"]
 
@@ -87,6 +86,10 @@ class A2MC(MoCoMethod):
         return groups
 
     # ----- views ------------------------------------------------------------------------------------------
+    def clean_view(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        """The whole valid sequence at the views' 64 frames (what the attack sees; ProSL's codebook pass too)."""
+        return whole_sequence(x, lengths, self.augment_cfg.crop_out_frames)
+
     def basic_view(self, x: Tensor, lengths: Tensor | None) -> Tensor:
         """Basic augmentation (§III-A): ISC crop-resize to 64 frames, then joint corruption or pose shear."""
         a = self.augment_cfg
@@ -100,12 +103,9 @@ class A2MC(MoCoMethod):
         """x̂ = x + ρ (eqs. 5-6): one Adam step of learning rate ε on the input against the attack loss, ρ in
         the l2 ball of radius η per sequence, zero where a person is absent. Side-effect free; draws nothing."""
         m = self.cfg.method
-        whole = torch.Generator(device=x.device).manual_seed(0)  # unused: scale (1, 1) crops the whole sequence
         with torch.enable_grad(), side_effect_free(self.encoder_q, self.head), rnn_backward_allowed(x.device):
             x_in = x.detach().requires_grad_(True)
-            seen = crop_resize(x_in, whole, lengths, scale=(1.0, 1.0), out_frames=self.augment_cfg.crop_out_frames,
-                               min_frames=1)  # the whole valid sequence at the encoder's 64 frames
-            logits = self.head(self.encoder_q(self.to_stream(seen)))
+            logits = self.head(self.encoder_q(self.to_stream(self.clean_view(x_in, lengths))))
             loss = uniform_attack_loss(logits)  # eq. 5
             (grad,) = torch.autograd.grad(loss, x_in)
         rho = -adam_first_step(grad, float(m.attack_lr)) * present_mask(x)  # eq. 6: Φ = Adam, descending L_at

@@ -17,7 +17,7 @@ from skelssl.methods.core.losses import info_nce_loss, remove_entries, similarit
 from skelssl.models.heads import Projector
 from skelssl.models.hico import HiCoEncoder
 from skelssl.models.recurrent import xavier_init_
-from skelssl.transforms.isc import isc_augment
+from skelssl.transforms.isc import isc_augment, whole_sequence
 
 __all__ = ["HiCo", "HiCoProjectors", "multi_positive_info_nce"]
 
@@ -111,6 +111,10 @@ class HiCo(MoCoMethod):
         a = self.augment_cfg
         return isc_augment(x, self.generator, lengths, crop_scale=a.crop_scale, out_frames=a.crop_out_frames,
                            min_frames=a.crop_min_frames)
+
+    def clean_view(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        """The whole valid sequence at 64 frames (ProSL's codebook pass encodes this)."""
+        return whole_sequence(x, lengths, self.augment_cfg.crop_out_frames)
 
     def features(self, x: Tensor, key: bool = False) -> dict[str, Tensor]:
         """Every projected feature of a stream view (L2-normalised) and the backbone feature vi."""

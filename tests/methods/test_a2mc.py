@@ -14,7 +14,7 @@ from tests.methods.test_a2mc_parts import moving_batch, tiny_a2mc
 from tests.methods.test_aimclr import loss_on_fixed_views, train_steps
 
 
-@pytest.mark.parametrize("encoder", ["bigru", "stgcn"])
+@pytest.mark.parametrize("encoder", ["bigru", "bilstm", "stgcn"])
 def test_a2mc_loss_falls_on_a_fixed_batch(encoder):
     method = tiny_a2mc(encoder)
     batch = {"x": moving_batch(n=8), "index": torch.arange(8), "length": torch.full((8,), 32)}

@@ -95,21 +95,19 @@ def test_hico_needs_its_hierarchical_encoder():
         HiCo(cfg, "ntu25")
 
 
-def test_hico_loss_falls_on_a_fixed_batch():
-    method = tiny_hico()
-    batch = moving_batch()
+def losses_on_a_fixed_batch(method, batch, steps: int, lr: float = 1e-2, total_loss=None) -> tuple[float, float]:
+    """(loss before, loss after) `steps` Adam steps on `batch` with the same views and the same banks (every
+    named bank reset before each step), doing what a training step does around the loss."""
+    total_loss = total_loss or (lambda m, b: m.training_loss(b)[0])
+    banks = {name: method.bank(name).bank.clone() for name in method._bank_names}
     rng_state = method.generator.get_state()
-    names = ("clip_queue", "part_queue", "temporal_queue", "spatial_queue", "queue")
-    with torch.no_grad():  # negatives: the keys of other sequences at every level
-        method.training_loss(moving_batch(n=16, seed=1))
-        method.after_optimizer_step()
-    banks = {name: method.bank(name).bank.clone() for name in names}
+    optimizer = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=lr)
 
     def step(train: bool) -> float:
         method.generator.set_state(rng_state)  # the same views every time
-        for name in names:
-            method.bank(name).bank.copy_(banks[name])
-        loss, _ = method.training_loss(batch)
+        for name, bank in banks.items():
+            method.bank(name).bank.copy_(bank)
+        loss = total_loss(method, batch)
         if train:
             optimizer.zero_grad()
             loss.backward()
@@ -117,11 +115,18 @@ def test_hico_loss_falls_on_a_fixed_batch():
             method.after_optimizer_step()
         return loss.item()
 
-    optimizer = torch.optim.Adam([p for p in method.parameters() if p.requires_grad], lr=1e-2)
     before = step(train=False)
-    for _ in range(16):
+    for _ in range(steps):
         step(train=True)
-    after = step(train=False)
+    return before, step(train=False)
+
+
+def test_hico_loss_falls_on_a_fixed_batch():
+    method = tiny_hico()
+    with torch.no_grad():  # negatives: the keys of other sequences at every level
+        method.training_loss(moving_batch(n=16, seed=1))
+        method.after_optimizer_step()
+    before, after = losses_on_a_fixed_batch(method, moving_batch(), steps=16)
     print("hico loss before", before, "after", after)
     # every level starts at chance, log(17) = 2.83 (the tiny encoder's outputs are alike); it falls ~0.7
     assert after < before - 0.5, (before, after)

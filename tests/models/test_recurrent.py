@@ -178,3 +178,20 @@ def test_methods_that_need_dense_maps_refuse_recurrent_encoders(method, encoder)
                              "method.queue_size=64"], method=method, encoder=encoder)
     with pytest.raises(UserError, match=f"'{method}' needs dense.*'{encoder}'"):
         get_method(method)(cfg, "ntu25")
+
+
+@pytest.mark.parametrize("encoder", ["bigru", "bilstm"])
+def test_skeletonclr_learns_on_a_recurrent_encoder(encoder):
+    from skelssl.config import load_config
+    from skelssl.methods import get_method
+    from tests.methods.test_hico import losses_on_a_fixed_batch, moving_batch
+
+    cfg = load_config(None, [f"model.{encoder}.hidden_size=16", f"model.{encoder}.num_layers=1",
+                             "method.queue_size=32"], method="skeletonclr", encoder=encoder)
+    torch.manual_seed(0)
+    method = get_method("skeletonclr")(cfg, "ntu25").train()
+    with torch.no_grad():  # negatives: keys of other sequences
+        method.queue.enqueue(method.encode_key(method.to_stream(moving_batch(n=32, seed=1)["x"])))
+    before, after = losses_on_a_fixed_batch(method, moving_batch(), steps=10)
+    print(encoder, "skeletonclr loss before", before, "after", after)
+    assert after < before - 0.5, (before, after)

@@ -192,3 +192,13 @@ def test_one_key_switches_prosl_on_for_every_method(method):
     assert torch.isfinite(loss) and "queue" in seen
     z_sem_grad = [p.grad for p in m.encoder_q.parameters() if p.grad is not None]
     assert z_sem_grad  # the query network trains
+
+
+def test_without_the_branch_from_the_start_phase_one_is_the_base_method_alone():
+    method = prosl_method(start_epoch=3, extra=["plugins.prosl.branch_from_start=false"])
+    calls = []
+    method.plugins["prosl"].semantic_branch = lambda m, b: calls.append(1)
+    batch = {"x": torch.randn(6, 3, 16, 25, 2) * 0.3, "index": torch.arange(6)}
+    with torch.no_grad():
+        method.training_loss(batch)
+    assert method.plugins["prosl"].extra_loss(method, batch) == (None, {}) and calls == []

@@ -47,13 +47,18 @@ class ProSL(Plugin):
       zeroed with probability p_mask_v = φ / p_v (eq. 8), φ making them average `mask_ratio`; uniform
       `mask_ratio` before the codebook exists (the ablation's "normal branch").
     - Semantic coefficients (eqs. 6-7): p_v = KL(y(ẑ) ‖ y(ẑ_v)), y over the centroids, ẑ_v the key feature with
-      joint v zeroed; computed at each codebook refresh on `coefficient_samples` training sequences and averaged
-      into one coefficient per joint (V + 1 key passes per sequence: per-sample, per-step coefficients would
+      joint v zeroed; computed at each codebook refresh on `coefficient_samples` training sequences (at most
+      N / (V + 1), so that it costs no more than one key pass over the set) and averaged into one coefficient
+      per joint (V + 1 key passes per sequence: per-sample, per-step coefficients would
       cost V key passes every step). Eq. 7's literal KL between two features needs distributions; these are
       the features' distributions over the centroids, which is what eq. 6 measures against.
     - L_KL (eq. 10): the semantic branch's similarity distribution over the bank M pulled to the query's,
       softmax(z·M / τ) detached as the target (the shared distribution_cross_entropy, = KL up to the target's
       entropy; eq. 10 writes the dot products themselves, which are not distributions).
+    - Cost: the semantic branch is one more pass of the query network with its backward, about 3/4 of a
+      SkeletonCLR or HiCo step's FLOPs, from the first epoch (eq. 11 has L_KL). `branch_from_start=false` runs it
+      only from `start_epoch` (phase 1 is then the base method alone, which the paper's Fig. 5 finds learns the
+      same features before the codebook): a departure from eq. 11 for budgets that cannot pay it.
     - Key features for the codebook: `features=pass` (the paper: a pass of the key network over the training
       set at the epoch's end, on each sequence's clean view) or `features=epoch` (the keys the training steps
       computed during the epoch, free; a sample left out of the epoch gets no cluster until the next).
@@ -71,6 +76,7 @@ class ProSL(Plugin):
         "coefficient_samples": 256,
         "mask_ratio": 0.3,
         "augmentations": ["spatial_flip", "rotate", "gaussian_noise", "gaussian_blur", "axis_mask"],
+        "branch_from_start": True,
         "seed": 0,
     }
 
@@ -123,6 +129,8 @@ class ProSL(Plugin):
     def extra_loss(self, method: "MoCoMethod", batch: dict[str, Tensor]) -> tuple[Tensor | None, dict[str, Any]]:
         z, key = method.exposed["query"], method.exposed["key"]
         self._remember_keys(method, batch, key)
+        if not self.cfg.branch_from_start and not self.active(method):
+            return None, {}  # phase 1 without the branch: the base method alone
         tau_bank = self.temperature(method)
         z_sem = self.semantic_branch(method, batch)
         bank = method.bank(self.cfg.bank).bank
@@ -190,8 +198,9 @@ class ProSL(Plugin):
         iterations = self.codebook.build(features, rows, iterations=int(self.cfg.kmeans_iterations),
                                          generator=generator)
         clustered = time.perf_counter()
-        chosen = torch.randperm(len(data), generator=torch.Generator().manual_seed(epoch))
-        chosen = chosen[: int(self.cfg.coefficient_samples)].sort().values
+        # at most one key pass's worth of work: V + 1 passes over at most N / (V + 1) sequences
+        count = min(int(self.cfg.coefficient_samples), max(1, len(data) // (method.layout.num_joints + 1)))
+        chosen = torch.randperm(len(data), generator=torch.Generator().manual_seed(epoch))[:count].sort().values
         view = method.to_stream(self._clean_views(method, data, lengths, chosen))
         with side_effect_free(method):
             coefficients = semantic_coefficients(method.encode_key, view, self.codebook.centers,

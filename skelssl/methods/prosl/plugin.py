@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from skelssl.methods.core.losses import distribution_cross_entropy, similarity_to_bank
@@ -174,6 +175,15 @@ class ProSL(Plugin):
         self._epoch_keys[index] = key.detach().float()
         self._epoch_seen[index] = True
 
+    def _gather_epoch_keys(self) -> None:
+        """Under DDP each rank saw its own part of the epoch: every rank takes the union (a sample is seen by
+        one rank per epoch, so summing the zero-filled tables joins them)."""
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            seen = self._epoch_seen.float()
+            dist.all_reduce(self._epoch_keys)
+            dist.all_reduce(seen)
+            self._epoch_seen = seen > 0
+
     @torch.no_grad()
     def refresh(self, method: "MoCoMethod", data: np.ndarray | Tensor | None = None,
                 lengths: np.ndarray | Tensor | None = None) -> None:
@@ -185,6 +195,8 @@ class ProSL(Plugin):
         epoch = method.current_epoch
         generator = torch.Generator(device=method.device).manual_seed(int(self.cfg.seed) * 100003 + epoch)
         started = time.perf_counter()
+        if self.cfg.features == "epoch" and self._epoch_seen is not None:
+            self._gather_epoch_keys()
         if self.cfg.features == "epoch" and self._epoch_seen is not None and bool(self._epoch_seen.any()):
             rows = torch.nonzero(self._epoch_seen).flatten()
             features = self._epoch_keys[rows]

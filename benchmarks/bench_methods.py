@@ -31,6 +31,7 @@ import time
 import torch
 
 TARGETS = {"aimclr": 15.0, "actclr": 11.0}  # sequences/s (the official code: 7.7 and 5.5)
+SECTION_PREFIXES = ("a2mc", "hico", "prosl")
 
 
 def parse_spec(spec: str) -> tuple[str, str | None, bool]:
@@ -126,8 +127,19 @@ def run_one(args: argparse.Namespace) -> dict:
         from torch.profiler import ProfilerActivity, profile as torch_profile
 
         with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            started = time.perf_counter()
             step()
-        profile = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows)
+            profiled = time.perf_counter() - started
+        events = prof.key_averages()
+        profile = events.table(sort_by="self_cpu_time_total", row_limit=args.profile_rows)
+        # the methods label their forward sections (torch.profiler.record_function "<method>/<part>")
+        sections = sorted(((e.key, e.cpu_time_total / 1e6) for e in events
+                           if e.key.split("/")[0] in SECTION_PREFIXES and "/" in e.key), key=lambda kv: -kv[1])
+        if sections:
+            lines = [f"  {name:<28} {seconds:7.2f} s  {100 * seconds / profiled:5.1f}% of the profiled step"
+                     for name, seconds in sections]
+            profile += "\nwhere the time goes (forward sections; the rest is the backward and the optimiser):\n"
+            profile += "\n".join(lines)
     median = statistics.median(times)
     return {"method": args.methods[0], "batch": args.batch, "step_s": median, "seq_per_s": args.batch / median,
             "plugin_forward_s": plugin_forward,

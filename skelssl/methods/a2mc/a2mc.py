@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
+from torch.profiler import record_function as section  # labels for benchmarks' profiles
 
 from skelssl.methods.a2mc.attack import (adam_first_step, information_maximization, present_mask, project_l2,
                                          rnn_backward_allowed, uniform_attack_loss)
@@ -117,23 +118,28 @@ class A2MC(MoCoMethod):
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
         m = self.cfg.method
         x, lengths = batch["x"], batch.get("length")
-        x_hat, logs = self.attack(x, lengths)                         # Att-Aug: targeted semantic attack
-        x0 = self.to_stream(self.basic_view(x, lengths))              # key view
-        x3 = self.to_stream(self.basic_view(x, lengths))              # basic query view
-        x1 = self.to_stream(self.basic_view(x_hat, lengths))          # weak attack-augmentation
-        x2 = self.to_stream(self.strong_view(x_hat, lengths))         # strong attack-augmentation
-
-        h3, f3 = self.encode_query(x3)
+        with section("a2mc/attack"):
+            x_hat, logs = self.attack(x, lengths)                     # Att-Aug: targeted semantic attack
+        with section("a2mc/views"):
+            x0 = self.to_stream(self.basic_view(x, lengths))          # key view
+            x3 = self.to_stream(self.basic_view(x, lengths))          # basic query view
+            x1 = self.to_stream(self.basic_view(x_hat, lengths))      # weak attack-augmentation
+            x2 = self.to_stream(self.strong_view(x_hat, lengths))     # strong attack-augmentation
+        with section("a2mc/query_encoder"):
+            h3, f3 = self.encode_query(x3)
+            _, f1 = self.encode_query(x1)
+            _, f2 = self.encode_query(x2)
+        with section("a2mc/key_encoder"):
+            f0 = self.encode_key(x0)
         self.watch(backbone=h3, projector=f3)
-        _, f1 = self.encode_query(x1)
-        _, f2 = self.encode_query(x2)
-        f0 = self.encode_key(x0)
         self.expose(query=f3, key=f0)
 
         lambdas = [float(v) for v in m.mix_lambdas]
-        bank, keep = self.negatives(f3, f0)  # M0, and which entries each sample may use
-        mc = mc_loss(f0, f1, f2, f3, bank, lambdas, float(m.temperature), bool(m.mix_normalize), keep)
-        self._pending_bank_grad = self.bank_gradient(f0, f1, f2, f3, bank, keep)
+        with section("a2mc/mc_loss"):
+            bank, keep = self.negatives(f3, f0)  # M0, and which entries each sample may use
+            mc = mc_loss(f0, f1, f2, f3, bank, lambdas, float(m.temperature), bool(m.mix_normalize), keep)
+        with section("a2mc/bank_gradient"):
+            self._pending_bank_grad = self.bank_gradient(f0, f1, f2, f3, bank, keep)
         self.enqueue(f0)  # fills M0 while it is not yet full
         loss = mc.total
         logs.update(l1=mc.l1.detach(), l2=mc.l2.detach(), l3=mc.l3.detach())

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.profiler import record_function as section  # labels for benchmarks' profiles
 
 from skelssl.errors import UserError
 from skelssl.methods.core.banks import MemoryQueue
@@ -134,10 +135,13 @@ class HiCo(MoCoMethod):
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
         tau = float(self.cfg.method.temperature)
         x, lengths = batch["x"], batch.get("length")
-        query_input = self.view(x, lengths)
-        q = self.features(self.to_stream(query_input))
-        with torch.no_grad():
-            k = self.features(self.to_stream(self.view(x, lengths)), key=True)
+        with section("hico/views"):
+            query_input = self.view(x, lengths)
+            key_input = self.view(x, lengths)
+        with section("hico/query_encoder"):
+            q = self.features(self.to_stream(query_input))
+        with section("hico/key_encoder"), torch.no_grad():
+            k = self.features(self.to_stream(key_input), key=True)
         self.watch(backbone=q["backbone"], projector=q["instance"])
         self.expose(query=q["instance"], key=k["instance"], query_input=query_input)
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.profiler import record_function as section  # labels for benchmarks' profiles
 
 from skelssl.methods.core.losses import distribution_cross_entropy, similarity_to_bank
 from skelssl.methods.core.plugins import Plugin, register_plugin
@@ -123,8 +124,9 @@ class ProSL(Plugin):
         if bank_name != self.cfg.bank or not self.active(method):
             return keep
         centers = self.codebook.centers
-        mine = codebook_keep(nearest_centroid(key if key is not None else query, centers),
-                             nearest_centroid(bank, centers))  # eq. 4
+        with section("prosl/negative_filter"):
+            mine = codebook_keep(nearest_centroid(key if key is not None else query, centers),
+                                 nearest_centroid(bank, centers))  # eq. 4
         return mine if keep is None else keep & mine
 
     def extra_loss(self, method: "MoCoMethod", batch: dict[str, Tensor]) -> tuple[Tensor | None, dict[str, Any]]:
@@ -133,7 +135,8 @@ class ProSL(Plugin):
         if not self.cfg.branch_from_start and not self.active(method):
             return None, {}  # phase 1 without the branch: the base method alone
         tau_bank = self.temperature(method)
-        z_sem = self.semantic_branch(method, batch)
+        with section("prosl/semantic_branch"):
+            z_sem = self.semantic_branch(method, batch)
         bank = method.bank(self.cfg.bank).bank
         # eq. 10: the semantic branch's distribution over M pulled to the query's
         loss = distribution_cross_entropy(similarity_to_bank(z, bank) / tau_bank,

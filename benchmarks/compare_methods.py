@@ -1,12 +1,20 @@
 """Pretrain several methods with one budget on one dataset, then compare them (a quality benchmark).
 
 For each method: pretrain from its shipped config with the budget's overrides, then KNN and linear probe on the
-frozen backbone; once, the same protocols on a random-init encoder; for ActCLR, the actionlet precision against
-ground-truth actionlets when the dataset has them (the synthetic one does); for every run, the collapse
-monitor's last-epoch figures. Prints one table and writes OUT/results.json and OUT/summary.json.
+frozen backbone; once per encoder, the same protocols on a random-init encoder ("random_init@<encoder>"); once,
+the no-learning baseline (1-NN, cosine, on the flattened prepared coordinates of the stream); for ActCLR, the
+actionlet precision against ground-truth actionlets when the dataset has them (the synthetic one does); for every
+run, the collapse monitor's last-epoch figures. Prints one table and writes OUT/results.json and OUT/summary.json.
+
+A method is a method piece, optionally `@encoder` (a2mc@bigru, a2mc@stgcn, hico, prosl-hico, prosl-skeletonclr,
+skeletonclr@bilstm); its records carry that name. Every schedule of the piece keeps its place in the budget:
+the step decays, ProSL's start epoch and AimCLR's NNM start are scaled from the piece's epochs to --epochs.
 
     python benchmarks/compare_methods.py --dataset nwucla-xview --root data/nw-ucla \\
         --epochs 10 --batch 64 --queue 1024 --out runs/compare-nwucla
+    python benchmarks/compare_methods.py --dataset nwucla-xview --root data/nw-ucla --epochs 10 --batch 64 \\
+        --queue 1024 --out runs/compare-issue13 --methods skeletonclr a2mc@bigru a2mc@stgcn hico \\
+        prosl-skeletonclr prosl-hico
 """
 
 from __future__ import annotations
@@ -29,6 +37,38 @@ def last_collapse_figures(run_dir: Path) -> dict[str, float]:
         return {}
     last = rows[-1]
     return {k.split("/", 1)[1]: round(float(v), 4) for k, v in last.items() if k.startswith("collapse/") and v}
+
+
+def scaled_schedule(name: str, encoder: str | None, epochs: int) -> list[str]:
+    """The piece's step decays and start epochs at the same fractions of an `epochs` budget."""
+    from skelssl.config import load_config
+
+    piece = load_config(None, [], method=name, encoder=encoder)
+    scale = epochs / int(piece.trainer.epochs)
+    milestones = ",".join(str(max(1, round(m * scale))) for m in piece.optim.milestones)
+    out = [f"optim.milestones=[{milestones}]"]
+    if piece.plugins.prosl.enabled:
+        out.append(f"plugins.prosl.start_epoch={min(epochs - 1, round(int(piece.plugins.prosl.start_epoch) * scale))}")
+    if piece.method.name == "aimclr":  # NNM from half the budget, as epoch 150 of 300
+        out.append(f"method.nnm_start_epoch={int(int(piece.method.nnm_start_epoch) * scale)}")
+    return out
+
+
+def no_learning_records(cfg, dataset_name: str):
+    """1-NN (cosine) on the flattened prepared coordinates of the stream: what the data gives without learning."""
+    from skelssl.data.dataset import SkeletonDataset
+    from skelssl.evaluation.knn import knn_evaluate
+    from skelssl.evaluation.results import ResultRecord
+    from skelssl.skeleton.layouts import get_layout
+    from skelssl.transforms.streams import to_stream
+
+    parts = [SkeletonDataset(cfg.data.root, cfg.data.split, part) for part in ("train", "test")]
+    layout = get_layout(parts[0].layout)
+    feats = [to_stream(torch.from_numpy(p.array().astype("float32")), cfg.data.stream, layout).flatten(1)
+             for p in parts]
+    acc = knn_evaluate(feats[0], parts[0].labels, feats[1], parts[1].labels, parts[0].num_classes, ks=())
+    return [ResultRecord.from_fraction(dataset_name, cfg.data.split, "no_learning", cfg.data.stream, "knn",
+                                       "1nn_cosine", acc["1nn_cosine"])]
 
 
 def main() -> None:
@@ -61,26 +101,32 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device("auto")
     records, summary = [], {}
-    for name in args.methods:
-        run_dir = out / name
+    encoders_seen: set[str] = set()
+    for spec in args.methods:
+        name, _, encoder = spec.partition("@")
+        encoder = encoder or None
+        run_dir = out / spec.replace("@", "-")
         budget = [f"data.root={args.root}", f"run_dir={run_dir}", f"trainer.epochs={args.epochs}",
                   f"trainer.batch_size={args.batch}", f"method.queue_size={args.queue}",
-                  f"trainer.seed={args.seed}", "trainer.progress_bar=false", "trainer.checkpoint_every_n_epochs=1000",
-                  # the step decay keeps its place in the schedule: at 5/6 of the budget, as 250 of 300
-                  f"optim.milestones=[{max(1, round(args.epochs * 5 / 6))}]"]
-        if name == "aimclr":  # NNM from half the budget, as epoch 150 of 300
-            budget.append(f"method.nnm_start_epoch={args.epochs // 2}")
+                  f"trainer.seed={args.seed}", "trainer.progress_bar=false", "trainer.checkpoint_every_n_epochs=1000"]
+        budget += scaled_schedule(name, encoder, args.epochs)
         if args.momentum is not None:
             budget.append(f"method.momentum={args.momentum}")
         cfg = load_config(None, budget + [f"data.stream={args.stream}"] + list(args.overrides),
-                          dataset=args.dataset, method=name)
+                          dataset=args.dataset, method=name, encoder=encoder)
         started = time.time()
         if not (run_dir / LAST_CHECKPOINT).is_file():
-            pretrain(cfg, command=["compare_methods.py", name])
+            pretrain(cfg, command=["compare_methods.py", spec])
         seconds = time.time() - started
-        # the random-init baseline once: the runs share architecture, seed and data
+        # the random-init baseline once per encoder: runs on one encoder share architecture, seed and data
+        first_on_encoder = cfg.model.encoder not in encoders_seen
+        encoders_seen.add(cfg.model.encoder)
         method_records = evaluate_checkpoints([run_dir / LAST_CHECKPOINT], ("knn", "linear"),
-                                              with_random_init=name == args.methods[0], device=device)
+                                              with_random_init=first_on_encoder, device=device)
+        for record in method_records:  # name the rows by the spec: two A2MC or SkeletonCLR runs stay apart
+            record.model = f"random_init@{cfg.model.encoder}" if record.model == "random_init" else spec
+        if spec == args.methods[0]:
+            method_records += no_learning_records(cfg, method_records[0].dataset)
         if name == "actclr":
             from skelssl.analyze import analyze_actionlets
 
@@ -88,8 +134,8 @@ def main() -> None:
             actionlet_records, _ = analyze_actionlets(method, run_dir / "analysis", device)
             method_records += actionlet_records
         records += method_records
-        summary[name] = {"pretrain_seconds": round(seconds), "collapse": last_collapse_figures(run_dir)}
-        print(f"[compare] {name}: pretraining {seconds:.0f} s, collapse monitor {summary[name]['collapse']}",
+        summary[spec] = {"pretrain_seconds": round(seconds), "collapse": last_collapse_figures(run_dir)}
+        print(f"[compare] {spec}: pretraining {seconds:.0f} s, collapse monitor {summary[spec]['collapse']}",
               flush=True)
         write_results(out, records)
 

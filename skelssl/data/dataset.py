@@ -18,7 +18,8 @@ from skelssl.errors import UserError
 class SkeletonDataset(Dataset):
     """The samples of one split part ('train' or 'test') of a prepared dataset.
 
-    Items are dicts {"x": (C, T, V, M) float32, "label": int64, "index": int64 (position in this subset)}.
+    Items are dicts {"x": (C, T, V, M) float32, "label": int64, "index": int64 (position in this subset),
+    "length": int64 (the valid frames, from meta.json; the temporal crop-resize crops inside them)}.
     Augmentation and the stream view happen later, batched on the training device.
 
     meta.json and data.npy are checked against each other when the dataset opens (prepared.open_prepared), and
@@ -44,6 +45,7 @@ class SkeletonDataset(Dataset):
         self.data = np.ascontiguousarray(data[np.sort(self.indices)]) if in_memory else data
         self._row = np.searchsorted(np.sort(self.indices), self.indices) if in_memory else self.indices
         self.labels = self.meta.labels[self.indices]
+        self.lengths = self.meta.lengths[self.indices]
         if in_memory:
             bad = nonfinite_rows(self.data, first_only=True)
             if bad:
@@ -75,7 +77,7 @@ class SkeletonDataset(Dataset):
         if not self.in_memory and not np.isfinite(x).all():
             raise nonfinite_error(self.root, self.meta, int(self.indices[i]))
         return {"x": torch.from_numpy(np.array(x)), "label": torch.tensor(int(self.labels[i])),
-                "index": torch.tensor(i)}
+                "index": torch.tensor(i), "length": torch.tensor(int(self.lengths[i]))}
 
 
 class EpochSeededSampler(Sampler[int]):

@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from skelssl.models.base import DenseEncoder, Encoder
+from skelssl.models.hico import HiCoEncoder
 from skelssl.models.pooling import pool
+from skelssl.models.recurrent import BiGRU, BiLSTM
 from skelssl.models.stgcn import STGCN, init_official_
 from skelssl.registry import Registry
 from skelssl.skeleton.layouts import Layout
 
 __all__ = ["ENCODERS", "register_encoder", "get_encoder", "build_encoder", "Encoder", "DenseEncoder", "STGCN",
-           "init_official_", "pool"]
+           "BiGRU", "BiLSTM", "HiCoEncoder", "init_official_", "pool"]
 
 ENCODERS = Registry("encoder", "model.encoder")
-ENCODERS.register(STGCN)
+for _encoder in (STGCN, BiGRU, BiLSTM, HiCoEncoder):
+    ENCODERS.register(_encoder)
 register_encoder = ENCODERS.register
 
 

@@ -1,0 +1,170 @@
+"""A²MC (Xu et al., "Attack-Augmentation Mixing-Contrastive Skeletal Representation Learning"), §III."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+from torch.profiler import record_function as section  # labels for benchmarks' profiles
+
+from skelssl.methods.a2mc.attack import (adam_first_step, information_maximization, present_mask, project_l2,
+                                         rnn_backward_allowed, uniform_attack_loss)
+from skelssl.methods.a2mc.mc_loss import mc_loss
+from skelssl.methods.a2mc.pnm import AdversarialBank
+from skelssl.methods.core.base import MoCoMethod
+from skelssl.models.passes import side_effect_free
+from skelssl.transforms.isc import isc_augment, whole_sequence
+from skelssl.transforms.pipelines import apply_named
+
+__all__ = ["A2MC", "STRONG_EXTRA"]
+
+# The strong augmentation adds these to the basic ones (§III-B, after AimCLR): spatial flip, rotate, Gaussian
+# noise, Gaussian filter, axis mask.
+STRONG_EXTRA = ["spatial_flip", "rotate", "gaussian_noise", "gaussian_blur", "axis_mask"]
+
+
+class A2MC(MoCoMethod):
+    """A²MC on the shared MoCo core: Att-Aug (targeted attack, then weak/strong augmentation), PNM (the
+    gradient-updated bank M0 and the mixed banks), the MC loss.
+
+    Views per step: x0 (key) and x3 (query) by the basic augmentation of x -- ISC's crop-resize to 64 frames
+    then joint corruption or pose shear (§III-A, [33]); x̂ = x + ρ by the targeted attack (eqs. 5-6, attack.py)
+    through the query encoder and the class head in a side-effect-free pass (BatchNorm statistics untouched,
+    dropout off, not watched by the collapse monitor, no random draws); x1 = basic(x̂) (weak), x2 = basic(x̂)
+    then STRONG_EXTRA (strong). f0 from the key encoder, f1, f2, f3 from the query encoder.
+    Loss: MC (eqs. 9-11, mc_loss.py) over M0 and the mixed banks (pnm.py), plus the head's own training loss
+    (attack.py) on the detached basic query feature, which reaches only the head.
+    After each optimiser step M0 ascends its gradient (eq. 7), computed from the MC loss at temperature
+    `bank_temperature` with the step's features detached; while M0 is not yet full the keys f0 fill it.
+
+    Constants (§IV-B): K = 16384, τ 0.07, m 0.999, ε 0.1, η 0.5, β 3.0 with temperature 0.03,
+    λ = (0.4, 0.3, 0.2, 0.1); SGD lr 0.01 ×0.1 at 350 of 450, momentum 0.9, wd 1e-4, batch 64 (methods/a2mc.yaml).
+    Open choices, all on docs/fidelity_a2mc_prosl_hico.md: the head is a Linear layer on the query encoder's
+    feature with C = `attack_classes` outputs (null: the training set's number of classes, 60 when unknown),
+    trained by information maximisation with its own learning rate `head_lr` (`head_training=frozen`: the
+    official code's untrained head); mixed entries as eq. 8 writes them (`mix_normalize=true`: unit length).
+    """
+
+    name: ClassVar[str] = "a2mc"
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "queue_size": 16384,          # K, the size of M0
+        "momentum": 0.999,
+        "temperature": 0.07,
+        "feature_dim": 128,
+        "attack_lr": 0.1,             # ε of eq. 6
+        "attack_bound": 0.5,          # η of eq. 6
+        "attack_classes": None,       # C of f_a
+        "head_training": "infomax",   # or "frozen"
+        "head_lr": 0.01,
+        "bank_lr": 3.0,               # β of eq. 7
+        "bank_temperature": 0.03,
+        "bank_momentum": 0.0,         # official code: 0.9
+        "bank_weight_decay": 0.0,     # official code: 1e-4
+        "mix_lambdas": [0.4, 0.3, 0.2, 0.1],
+        "mix_normalize": False,
+    }
+
+    def __init__(self, cfg, layout=None, train_data_info=None):
+        super().__init__(cfg, layout, train_data_info)
+        m = self.cfg.method
+        if m.head_training not in ("infomax", "frozen"):
+            raise ValueError(f"method.head_training must be 'infomax' or 'frozen', got '{m.head_training}'")
+        classes = m.attack_classes or self.train_data_info.get("num_classes") or 60
+        self.head = nn.Linear(self.encoder_q.feature_dim, int(classes))
+        self.head.requires_grad_(m.head_training == "infomax")
+        # M0 replaces the FIFO queue under the same name, so `negatives()` and plug-ins see it.
+        bank_gen = torch.Generator().manual_seed(int(self.cfg.trainer.seed))
+        self.queue = AdversarialBank(int(m.queue_size), int(m.feature_dim), generator=bank_gen,
+                                     momentum=float(m.bank_momentum), weight_decay=float(m.bank_weight_decay))
+        self._pending_bank_grad: Tensor | None = None
+
+    def learnable_params(self) -> list[dict[str, Any]]:
+        groups = super().learnable_params()
+        if self.cfg.method.head_training == "infomax":
+            groups.append({"name": "head", "params": list(self.head.parameters()),
+                           "lr": float(self.cfg.method.head_lr)})
+        return groups
+
+    # ----- views ------------------------------------------------------------------------------------------
+    def clean_view(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        """The whole valid sequence at the views' 64 frames (what the attack sees; ProSL's codebook pass too)."""
+        return whole_sequence(x, lengths, self.augment_cfg.crop_out_frames)
+
+    def basic_view(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        """Basic augmentation (§III-A): ISC crop-resize to 64 frames, then joint corruption or pose shear."""
+        a = self.augment_cfg
+        return isc_augment(x, self.generator, lengths, crop_scale=a.crop_scale, out_frames=a.crop_out_frames,
+                           min_frames=a.crop_min_frames)
+
+    def strong_view(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        return apply_named(self.basic_view(x, lengths), self.generator, STRONG_EXTRA, self.layout, self.augment_cfg)
+
+    def attack(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+        """x̂ = x + ρ (eqs. 5-6): one Adam step of learning rate ε on the input against the attack loss, ρ in
+        the l2 ball of radius η per sequence, zero where a person is absent. Side-effect free; draws nothing."""
+        m = self.cfg.method
+        with torch.enable_grad(), side_effect_free(self.encoder_q, self.head), rnn_backward_allowed(x.device):
+            x_in = x.detach().requires_grad_(True)
+            logits = self.head(self.encoder_q(self.to_stream(self.clean_view(x_in, lengths))))
+            loss = uniform_attack_loss(logits)  # eq. 5
+            (grad,) = torch.autograd.grad(loss, x_in)
+        rho = -adam_first_step(grad, float(m.attack_lr)) * present_mask(x)  # eq. 6: Φ = Adam, descending L_at
+        rho = project_l2(rho, float(m.attack_bound))
+        return (x + rho).detach(), {"attack_loss": loss.detach() / x.shape[0],
+                                    "attack_norm": rho.flatten(1).norm(dim=1).mean()}
+
+    # ----- step -------------------------------------------------------------------------------------------
+    def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
+        m = self.cfg.method
+        x, lengths = batch["x"], batch.get("length")
+        with section("a2mc/attack"):
+            x_hat, logs = self.attack(x, lengths)                     # Att-Aug: targeted semantic attack
+        with section("a2mc/views"):
+            x0 = self.to_stream(self.basic_view(x, lengths))          # key view
+            x3 = self.to_stream(self.basic_view(x, lengths))          # basic query view
+            x1 = self.to_stream(self.basic_view(x_hat, lengths))      # weak attack-augmentation
+            x2 = self.to_stream(self.strong_view(x_hat, lengths))     # strong attack-augmentation
+        with section("a2mc/query_encoder"):
+            h3, f3 = self.encode_query(x3)
+            _, f1 = self.encode_query(x1)
+            _, f2 = self.encode_query(x2)
+        with section("a2mc/key_encoder"):
+            f0 = self.encode_key(x0)
+        self.watch(backbone=h3, projector=f3)
+        self.expose(query=f3, key=f0)
+
+        lambdas = [float(v) for v in m.mix_lambdas]
+        with section("a2mc/mc_loss"):
+            bank, keep = self.negatives(f3, f0)  # M0, and which entries each sample may use
+            mc = mc_loss(f0, f1, f2, f3, bank, lambdas, float(m.temperature), bool(m.mix_normalize), keep)
+        with section("a2mc/bank_gradient"):
+            self._pending_bank_grad = self.bank_gradient(f0, f1, f2, f3, bank, keep)
+        self.enqueue(f0)  # fills M0 while it is not yet full
+        loss = mc.total
+        logs.update(l1=mc.l1.detach(), l2=mc.l2.detach(), l3=mc.l3.detach())
+        if m.head_training == "infomax":
+            head_loss = information_maximization(self.head(h3.detach()))
+            loss = loss + head_loss
+            logs["head_infomax"] = head_loss.detach()
+        return loss, logs
+
+    def bank_gradient(self, f0: Tensor, f1: Tensor, f2: Tensor, f3: Tensor, bank: Tensor,
+                      keep: Tensor | None) -> Tensor:
+        """dL/dM0 of eq. 7: the MC loss at the bank's temperature, the features held fixed."""
+        m = self.cfg.method
+        with torch.enable_grad():
+            leaf = bank.detach().clone().requires_grad_(True)
+            loss = mc_loss(f0.detach(), f1.detach(), f2.detach(), f3.detach(), leaf,
+                           [float(v) for v in m.mix_lambdas], float(m.bank_temperature), bool(m.mix_normalize),
+                           keep).total
+            (grad,) = torch.autograd.grad(loss, leaf)
+        return grad
+
+    @torch.no_grad()
+    def after_optimizer_step(self) -> None:
+        """M0 ascends its gradient (eq. 7) before the keys fill it and the key encoder follows by momentum."""
+        if self._pending_bank_grad is not None:
+            self.queue.ascend(self._pending_bank_grad, float(self.cfg.method.bank_lr))
+            self._pending_bank_grad = None
+        super().after_optimizer_step()

@@ -1,0 +1,166 @@
+"""HiCo (Dong et al., AAAI 2023, "Hierarchical Contrast for Unsupervised Skeleton-based Action Representation
+Learning"): hierarchical contrast over the clip, part, domain and instance features of its encoder."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.profiler import record_function as section  # labels for benchmarks' profiles
+
+from skelssl.errors import UserError
+from skelssl.methods.core.banks import MemoryQueue
+from skelssl.methods.core.base import MoCoMethod
+from skelssl.methods.core.losses import info_nce_loss, remove_entries, similarity_to_bank
+from skelssl.models.heads import Projector
+from skelssl.models.hico import HiCoEncoder
+from skelssl.models.recurrent import xavier_init_
+from skelssl.transforms.isc import isc_augment, whole_sequence
+
+__all__ = ["HiCo", "HiCoProjectors", "multi_positive_info_nce"]
+
+HIERARCHY_BANKS = ("clip_queue", "part_queue", "temporal_queue", "spatial_queue")  # + the instance "queue"
+
+
+def multi_positive_info_nce(query: Tensor, positives: Tensor, bank: Tensor, temperature: float,
+                            keep: Tensor | None = None) -> Tensor:
+    """−log Σ_{p ∈ positives} softmax([q·k_1 .. q·k_P, q·m_1 .. q·m_K] / τ)_p, averaged over the batch.
+    query (N, D), positives (N, P, D), bank (K, D), all L2-normalised; keep (N, K) as in core.losses."""
+    pos = torch.einsum("nd,npd->np", query.float(), positives.float()) / temperature
+    neg = remove_entries(similarity_to_bank(query, bank) / temperature, keep)
+    return (torch.logsumexp(torch.cat([pos, neg], dim=1), dim=1) - torch.logsumexp(pos, dim=1)).mean()
+
+
+class HiCoProjectors(nn.Module):
+    """HiCo's projectors besides the instance one (MLP Linear-ReLU-Linear to the contrast dimension): clip
+    features (applied per granularity), part features, temporal-domain vt (G·H) and spatial-domain vs (G·H)."""
+
+    def __init__(self, hidden: int, granularities: int, out_dim: int) -> None:
+        super().__init__()
+        self.clip = Projector(hidden, hidden, out_dim)
+        self.part = Projector(hidden, hidden, out_dim)
+        self.temporal = Projector(granularities * hidden, hidden, out_dim)
+        self.spatial = Projector(granularities * hidden, hidden, out_dim)
+
+    def forward(self, clips: Tensor, parts: Tensor) -> dict[str, Tensor]:
+        """L2-normalised projections: clip (N, G, D), part (N, G, D), temporal (N, D), spatial (N, D)."""
+        return {"clip": F.normalize(self.clip(clips), dim=-1), "part": F.normalize(self.part(parts), dim=-1),
+                "temporal": F.normalize(self.temporal(clips.flatten(1)), dim=1),
+                "spatial": F.normalize(self.spatial(parts.flatten(1)), dim=1)}
+
+
+class HiCo(MoCoMethod):
+    """HiCo on the shared MoCo core, as its authors' code (HuiGuanLab/HiCo) does it; the paper is not in the
+    specification, so this docstring says what was followed (docs/fidelity_a2mc_prosl_hico.md):
+
+    - encoder: models.hico.HiCoEncoder (`model.encoder=hico`; HiCo-LSTM: 2-layer BiLSTM, H 512, 4 granularities);
+    - views: query and key are two independent ISC views (crop-resize to 64 frames, then joint corruption or
+      pose shear U(-1, 1), each p 0.5), made on the device from the batch's valid lengths, then the stream;
+    - five InfoNCE terms, weight 1, one temperature (0.2), each with its own FIFO bank of keys:
+      clip level: the query's granularity-1 clip feature against all G key clip features as positives
+      (multi-positive InfoNCE), negatives from a bank of G·K clip keys; part level: the same with parts;
+      domain level, crossed: query temporal-domain vs key spatial-domain (negatives: the spatial-domain bank) and
+      query spatial-domain vs key temporal-domain (the temporal-domain bank); instance level: query vi vs key vi
+      (the instance bank, `queue`, which plug-ins such as ProSL filter);
+    - projectors Linear(·, H) - ReLU - Linear(H, 128): per-granularity clip and part, vt, vs, and vi (2·G·H);
+      the key networks follow by momentum 0.999;
+    - `model.init=official`: the authors' xavier-uniform on every weight matrix of encoder and projectors.
+    Constants of the released scripts: τ 0.2, K 2048, SGD 0.01, momentum 0.9, wd 1e-4, batch 64, 451 epochs,
+    ×0.1 at 351 (methods/hico.yaml). The downstream representation is vi (4096-d).
+    """
+
+    name: ClassVar[str] = "hico"
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        "queue_size": 2048,
+        "momentum": 0.999,
+        "temperature": 0.2,
+        "feature_dim": 128,
+    }
+
+    def __init__(self, cfg, layout=None, train_data_info=None):
+        super().__init__(cfg, layout, train_data_info)
+        if not isinstance(self.encoder_q, HiCoEncoder):
+            raise UserError(f"method 'hico' needs its hierarchical encoder (model.encoder=hico), "
+                            f"got '{self.cfg.model.encoder}'")
+        m, e = self.cfg.method, self.encoder_q
+        dim, size = int(m.feature_dim), int(m.queue_size)
+        self.projector_q = Projector(e.feature_dim, e.hidden_size, dim)  # the instance projector
+        self.heads_q = HiCoProjectors(e.hidden_size, e.granularities, dim)
+        if self.cfg.model.init == "official":
+            xavier_init_(self.projector_q)
+            xavier_init_(self.heads_q)
+        self.projector_k = copy.deepcopy(self.projector_q)
+        self.heads_k = copy.deepcopy(self.heads_q)
+        for p in list(self.projector_k.parameters()) + list(self.heads_k.parameters()):
+            p.requires_grad_(False)
+        gen = torch.Generator().manual_seed(int(self.cfg.trainer.seed) + 1)
+        for name, entries in zip(HIERARCHY_BANKS, (e.granularities * size, e.granularities * size, size, size)):
+            self.register_bank(name, MemoryQueue(entries, dim, generator=gen))
+
+    @property
+    def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
+        return super().momentum_pairs + [(self.heads_q, self.heads_k)]
+
+    def learnable_params(self) -> list[dict[str, Any]]:
+        return super().learnable_params() + [{"name": "hierarchy_projectors", "params": list(self.heads_q.parameters())}]
+
+    def view(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        """An ISC view in joint coordinates (before the stream)."""
+        a = self.augment_cfg
+        return isc_augment(x, self.generator, lengths, crop_scale=a.crop_scale, out_frames=a.crop_out_frames,
+                           min_frames=a.crop_min_frames)
+
+    def clean_view(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        """The whole valid sequence at 64 frames (ProSL's codebook pass encodes this)."""
+        return whole_sequence(x, lengths, self.augment_cfg.crop_out_frames)
+
+    def features(self, x: Tensor, key: bool = False) -> dict[str, Tensor]:
+        """Every projected feature of a stream view (L2-normalised) and the backbone feature vi."""
+        encoder, projector, heads = ((self.encoder_k, self.projector_k, self.heads_k) if key
+                                     else (self.encoder_q, self.projector_q, self.heads_q))
+        clips, parts = encoder.hierarchy(x)
+        vi = HiCoEncoder.instance(clips, parts)
+        out = heads(clips, parts)
+        out.update(instance=F.normalize(projector(vi), dim=1), backbone=vi)
+        return out
+
+    def encode_query(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(vi, projected instance feature), as every method's encode_query (ProSL's semantic branch uses it)."""
+        h = self.encoder_q(x)
+        return h, F.normalize(self.projector_q(h), dim=1)
+
+    def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
+        tau = float(self.cfg.method.temperature)
+        x, lengths = batch["x"], batch.get("length")
+        with section("hico/views"):
+            query_input = self.view(x, lengths)
+            key_input = self.view(x, lengths)
+        with section("hico/query_encoder"):
+            q = self.features(self.to_stream(query_input))
+        with section("hico/key_encoder"), torch.no_grad():
+            k = self.features(self.to_stream(key_input), key=True)
+        self.watch(backbone=q["backbone"], projector=q["instance"])
+        self.expose(query=q["instance"], key=k["instance"], query_input=query_input)
+
+        def level(loss_fn, query: Tensor, positive: Tensor, bank_name: str) -> Tensor:
+            first_key = positive[:, 0] if positive.dim() == 3 else positive
+            bank, keep = self.negatives(query, first_key, bank=bank_name)  # plug-ins may filter any bank
+            return loss_fn(query, positive, bank, tau, keep)
+
+        losses = {  # the five levels, weight 1 each
+            "clip": level(multi_positive_info_nce, q["clip"][:, 0], k["clip"], "clip_queue"),
+            "part": level(multi_positive_info_nce, q["part"][:, 0], k["part"], "part_queue"),
+            "temporal_domain": level(info_nce_loss, q["temporal"], k["spatial"], "spatial_queue"),  # crossed
+            "spatial_domain": level(info_nce_loss, q["spatial"], k["temporal"], "temporal_queue"),
+            "instance": level(info_nce_loss, q["instance"], k["instance"], "queue"),
+        }
+        self.enqueue(k["clip"].flatten(0, 1), bank="clip_queue")  # every granularity of every key
+        self.enqueue(k["part"].flatten(0, 1), bank="part_queue")
+        self.enqueue(k["temporal"], bank="temporal_queue")
+        self.enqueue(k["spatial"], bank="spatial_queue")
+        self.enqueue(k["instance"])
+        loss = sum(losses.values())
+        return loss, {name: value.detach() for name, value in losses.items()}

@@ -61,8 +61,11 @@ class ActCLR(MoCoMethod):
 
     Eq. 9 is the whole loss: it matches the query's similarity distribution to the key's, and nothing in it
     pushes against a collapse (identical outputs give uniform distributions on both sides, which match).
-    From scratch on small data it can collapse (see docs/results.md); the official code starts from AimCLR's
-    weights, which `model.init_from` reproduces.
+    From scratch on small data it collapses (see docs/results.md). Step 1 of the training overview starts
+    from encoders pre-trained with MoCo v2: `method.warmup` runs that stage inside the same run
+    (core/warmup.py): the first `warmup.epochs` epochs train the same networks with `warmup.method`'s loss
+    (skeletonclr = MoCo v2, the paper; aimclr = the official code's start). The shipped config turns it on
+    (100 warm-up epochs, then the paper's 300); `method.warmup.epochs=0` turns it off.
     """
 
     name: ClassVar[str] = "actclr"
@@ -89,6 +92,9 @@ class ActCLR(MoCoMethod):
         "mining_topk": 0,              # 0 = the whole bank (paper); official code 8192
         "mining_exclude_above": None,  # official code 0.95
         "mining_square_query": False,  # official code squares the query similarities
+        # step 1 of the training overview (MoCo v2 pre-training) as a stage of the same run; off here, on in
+        # the shipped config (configs/methods/actclr.yaml). overrides: the warm-up method's own keys.
+        "warmup": {"method": "skeletonclr", "epochs": 0, "overrides": None},
     }
 
     def __init__(self, cfg, layout, train_data_info=None):

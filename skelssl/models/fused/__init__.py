@@ -61,13 +61,30 @@ def _cpu_fingerprint() -> str:
     return text
 
 
-def _already_built(name: str) -> bool:
-    try:  # a private helper of torch: only used to decide whether to announce the build
+def _built_library(name: str) -> Path | None:
+    """The compiled extension of this name in torch's extension cache, if it is there."""
+    try:  # a private helper of torch
         from torch.utils.cpp_extension import _get_build_directory
 
-        return (Path(_get_build_directory(name, verbose=False)) / f"{name}.so").exists()
+        path = Path(_get_build_directory(name, verbose=False)) / f"{name}.so"
     except Exception:
-        return False
+        return None
+    return path if path.exists() else None
+
+
+def _import_built(name: str, library: Path) -> ModuleType:
+    """Import an already compiled extension directly. Going through cpp_extension.load again would rebuild it
+    whenever the sources sit at another path (another checkout or virtual environment) than the one it was
+    built from, since the build file records the paths; the name already pins the sources' content, the CPU
+    and the torch version, so the library is the right one."""
+    import importlib.machinery
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, library,
+                                                  loader=importlib.machinery.ExtensionFileLoader(name, str(library)))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def fused_kernels() -> ModuleType | None:
@@ -86,9 +103,11 @@ def fused_kernels() -> ModuleType | None:
         try:
             from torch.utils.cpp_extension import load
 
-            if not _already_built(name):
-                print("[skelssl] compiling the fused CPU kernels (once per machine type, about a minute)...",
-                      flush=True)
+            library = _built_library(name)
+            if library is not None:
+                _state["module"] = _import_built(name, library)
+                return _state["module"]  # type: ignore[return-value]
+            print("[skelssl] compiling the fused CPU kernels (once per machine type, about a minute)...", flush=True)
             _state["module"] = load(name, [str(path) for path in _SOURCES],
                                     extra_cflags=["-O3", "-march=native", "-fopenmp"], verbose=False)
         except Exception as error:  # no compiler, no ninja, no headers: the module path still works

@@ -1,4 +1,4 @@
-"""Training-step throughput of SkeletonCLR / AimCLR / ActCLR on CPU (or the current device).
+"""Training-step throughput of SkeletonCLR / AimCLR / ActCLR / ActCLR+ on CPU (or the current device).
 
 One step = the method's `training_loss` (augmentations, encoders, loss) + backward + optimizer step +
 enqueue + momentum update, on a batch of (N, 3, 50, 25, 2) random-walk sequences, with each method's paper
@@ -6,8 +6,9 @@ configuration (ST-GCN hidden 16, 256 -> 128). Prints sequences/s, achieved GFLOP
 with torch.utils.flop_counter, 2 per multiply-add) and the process's peak resident memory. Each method runs
 in its own subprocess so the peak memory is its own. The step time is the median over --steps.
 
-    python benchmarks/bench_methods.py                       # all three, batch 128
+    python benchmarks/bench_methods.py                       # all four, batch 128
     python benchmarks/bench_methods.py --methods aimclr --profile   # + torch.profiler table
+    python benchmarks/bench_methods.py --methods actclr_plus --precisions 32-true --phases   # where time goes
     python benchmarks/bench_methods.py --precisions 32-true bf16-mixed   # also trainer.precision=bf16-mixed
 """
 
@@ -23,7 +24,7 @@ import time
 
 import torch
 
-TARGETS = {"aimclr": 15.0, "actclr": 11.0}  # sequences/s (the official code: 7.7 and 5.5)
+TARGETS = {"aimclr": 15.0, "actclr": 11.0, "actclr_plus": 12.0}  # sequences/s (official code: 7.7, 5.5, none)
 
 
 def build(method: str, queue: int | None):
@@ -57,6 +58,9 @@ def run_one(args: argparse.Namespace) -> dict:
     x = random_walk(args.batch, args.frames)
     if hasattr(method, "update_anchor"):
         method.update_anchor(random_walk(512, args.frames, seed=1).numpy())
+    if hasattr(method, "refresh_prototypes"):  # ActCLR+'s prototypes (eq. 33), over a stand-in training set
+        method.cfg.method.num_prototypes = 60
+        method.refresh_prototypes(random_walk(512, args.frames, seed=2).numpy(), batch_size=args.batch)
     batch = {"x": x, "index": torch.arange(args.batch), "label": torch.zeros(args.batch, dtype=torch.long)}
     optimizer = method.configure_optimizers()["optimizer"]
 
@@ -90,16 +94,26 @@ def run_one(args: argparse.Namespace) -> dict:
         with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
             step()
         profile = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows)
+    phases = None
+    if args.phases:  # the step's named regions (torch.profiler.record_function in the method), one step
+        from torch.profiler import ProfilerActivity, profile as torch_profile
+
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            start = time.perf_counter()
+            step()
+            total = time.perf_counter() - start
+        regions = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages() if e.key.startswith(f"{args.methods[0]}/")}
+        phases = {**regions, "backward + optimizer + the rest": total - sum(regions.values()), "step": total}
     median = statistics.median(times)
     return {"method": args.methods[0], "batch": args.batch, "step_s": median, "seq_per_s": args.batch / median,
             "gflop_per_step": flops / 1e9, "gflop_per_s": flops / 1e9 / median,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "threads": torch.get_num_threads(), "profile": profile}
+            "threads": torch.get_num_threads(), "profile": profile, "phases": phases}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=["skeletonclr", "aimclr", "actclr"])
+    parser.add_argument("--methods", nargs="+", default=["skeletonclr", "aimclr", "actclr", "actclr_plus"])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=2)
@@ -114,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep glibc's default mmap/trim thresholds (see keep_freed_memory_in_process)")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per method")
     parser.add_argument("--profile-rows", type=int, default=25)
+    parser.add_argument("--phases", action="store_true",
+                        help="seconds per named region of one step (methods that mark them: ActCLR+)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -133,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['gflop_per_s']:8.1f} {r['peak_rss_mb']:8.0f}  {verdict}", flush=True)
             if r["profile"]:
                 print(r["profile"])
+            for name, seconds in (r["phases"] or {}).items():
+                print(f"    {name:<34} {seconds:6.2f} s  {100 * seconds / r['phases']['step']:5.1f} %")
     return 0
 
 

@@ -1,9 +1,13 @@
 """Pretrain several methods with one budget on one dataset, then compare them (a quality benchmark).
 
 For each method: pretrain from its shipped config with the budget's overrides, then KNN and linear probe on the
-frozen backbone; once, the same protocols on a random-init encoder; for ActCLR, the actionlet precision against
-ground-truth actionlets when the dataset has them (the synthetic one does); for every run, the collapse
-monitor's last-epoch figures. Prints one table and writes OUT/results.json and OUT/summary.json.
+frozen backbone; once, the same protocols on a random-init encoder, and the no-learning cosine 1-NN on the
+prepared coordinates; for ActCLR and ActCLR+, the actionlet precision against ground-truth actionlets when the
+dataset has them (the synthetic one does); for every run, the collapse monitor's last-epoch figures. Prints one
+table and writes OUT/results.json and OUT/summary.json.
+
+Every method gets the same number of epochs; ActCLR and ActCLR+ spend the first `--warmup` of them in their
+warm-up stage (MoCo v2, their shipped configs' default), so their budget is the others'.
 
     python benchmarks/compare_methods.py --dataset nwucla-xview --root data/nw-ucla \\
         --epochs 10 --batch 64 --queue 1024 --out runs/compare-nwucla
@@ -31,16 +35,32 @@ def last_collapse_figures(run_dir: Path) -> dict[str, float]:
     return {k.split("/", 1)[1]: round(float(v), 4) for k, v in last.items() if k.startswith("collapse/") and v}
 
 
+def raw_coordinates_1nn(root: str, split: str) -> float:
+    """No learning: the cosine 1-NN of the test sequences among the training ones on their prepared coordinates
+    (every value of (C, T, V, M), flattened), as a fraction."""
+    import numpy as np
+
+    from skelssl.data.dataset import SkeletonDataset
+    from skelssl.evaluation.knn import knn_evaluate
+
+    train, test = SkeletonDataset(root, split, "train"), SkeletonDataset(root, split, "test")
+    flat = [torch.as_tensor(np.asarray(part.array()), dtype=torch.float32).flatten(1) for part in (train, test)]
+    labels = [torch.as_tensor(np.asarray(part.labels), dtype=torch.long) for part in (train, test)]
+    return knn_evaluate(flat[0], labels[0], flat[1], labels[1], train.num_classes, ks=())["1nn_cosine"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, help="a shipped dataset-split config, e.g. nwucla-xview")
     parser.add_argument("--root", required=True, help="prepared dataset")
-    parser.add_argument("--methods", nargs="+", default=["skeletonclr", "aimclr", "actclr"])
+    parser.add_argument("--methods", nargs="+", default=["skeletonclr", "aimclr", "actclr", "actclr_plus"])
     parser.add_argument("--stream", default="joint")
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--queue", type=int, default=1024)
     parser.add_argument("--momentum", type=float, default=None, help="key-encoder momentum (default: config's)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="ActCLR / ActCLR+ warm-up epochs within --epochs (default: a third of them)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
@@ -70,6 +90,8 @@ def main() -> None:
                   f"optim.milestones=[{max(1, round(args.epochs * 5 / 6))}]"]
         if name == "aimclr":  # NNM from half the budget, as epoch 150 of 300
             budget.append(f"method.nnm_start_epoch={args.epochs // 2}")
+        if name in ("actclr", "actclr_plus"):  # the warm-up stage inside the same budget
+            budget.append(f"method.warmup.epochs={args.epochs // 3 if args.warmup is None else args.warmup}")
         if args.momentum is not None:
             budget.append(f"method.momentum={args.momentum}")
         cfg = load_config(None, budget + [f"data.stream={args.stream}"] + list(args.overrides),
@@ -81,7 +103,7 @@ def main() -> None:
         # the random-init baseline once: the runs share architecture, seed and data
         method_records = evaluate_checkpoints([run_dir / LAST_CHECKPOINT], ("knn", "linear"),
                                               with_random_init=name == args.methods[0], device=device)
-        if name == "actclr":
+        if name in ("actclr", "actclr_plus"):
             from skelssl.analyze import analyze_actionlets
 
             method = method_from_checkpoint(run_dir / LAST_CHECKPOINT)
@@ -93,6 +115,11 @@ def main() -> None:
               flush=True)
         write_results(out, records)
 
+    from skelssl.evaluation import ResultRecord
+
+    dataset_name, split = cfg.data.dataset, cfg.data.split
+    records.append(ResultRecord.from_fraction(dataset_name, split, "raw_coordinates", "joint", "knn",
+                                              "1nn_cosine", raw_coordinates_1nn(args.root, split)))
     write_results(out, records)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(format_table(records))

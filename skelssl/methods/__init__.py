@@ -1,11 +1,11 @@
 """Pretraining methods and plug-ins, by name.
 
-Families: `skeletonclr.py` (MoCo v2 on skeletons), `aimclr/`, `actclr/`; what they share is in `core/`.
+Families: `skeletonclr.py` (MoCo v2 on skeletons), `aimclr/`, `actclr/` (ActCLR and ActCLR+); what they share is in `core/`.
 """
 
 from __future__ import annotations
 
-from skelssl.methods.actclr import ActCLR
+from skelssl.methods.actclr import ActCLR, ActCLRPlus
 from skelssl.methods.aimclr import AimCLR
 from skelssl.methods.core import PLUGINS, MoCoMethod, Plugin, register_plugin
 from skelssl.methods.skeletonclr import SkeletonCLR
@@ -14,7 +14,7 @@ from skelssl.registry import Registry
 __all__ = ["METHODS", "get_method", "register_method", "PLUGINS", "Plugin", "register_plugin", "MoCoMethod"]
 
 METHODS = Registry("method", "method.name")
-for _method in (SkeletonCLR, AimCLR, ActCLR):
+for _method in (SkeletonCLR, AimCLR, ActCLR, ActCLRPlus):
     METHODS.register(_method)
 register_method = METHODS.register
 

@@ -11,8 +11,9 @@ A method is a method piece, optionally `@encoder` and `+prosl` (ProSL on, in its
 random-walk sequences); a `+prosl` row also prints its overhead over the same row without ProSL when both ran,
 and the share of the step spent in the plug-in's forward (the semantic branch and its losses).
 
-    python benchmarks/bench_methods.py                       # SkeletonCLR, AimCLR, ActCLR, batch 128
+    python benchmarks/bench_methods.py                       # SkeletonCLR, AimCLR, ActCLR, ActCLR+, batch 128
     python benchmarks/bench_methods.py --methods aimclr --profile   # + torch.profiler table
+    python benchmarks/bench_methods.py --methods actclr_plus --precisions 32-true --phases   # where time goes
     python benchmarks/bench_methods.py --precisions 32-true bf16-mixed   # also trainer.precision=bf16-mixed
     python benchmarks/bench_methods.py --batch 64 --frames 64 --precisions 32-true \
         --methods a2mc@bigru a2mc@stgcn hico hico+prosl skeletonclr skeletonclr+prosl   # issue 13's rows
@@ -30,7 +31,7 @@ import time
 
 import torch
 
-TARGETS = {"aimclr": 15.0, "actclr": 11.0}  # sequences/s (the official code: 7.7 and 5.5)
+TARGETS = {"aimclr": 15.0, "actclr": 11.0, "actclr_plus": 12.0}  # sequences/s (official code: 7.7, 5.5, none)
 SECTION_PREFIXES = ("a2mc", "hico", "prosl")
 
 
@@ -86,6 +87,9 @@ def run_one(args: argparse.Namespace) -> dict:
     x = random_walk(args.batch, args.frames)
     if hasattr(method, "update_anchor"):
         method.update_anchor(random_walk(512, args.frames, seed=1).numpy())
+    if hasattr(method, "refresh_prototypes"):  # ActCLR+'s prototypes (eq. 33), over a stand-in training set
+        method.cfg.method.num_prototypes = 60
+        method.refresh_prototypes(random_walk(512, args.frames, seed=2).numpy(), batch_size=args.batch)
     batch = {"x": x, "index": torch.arange(args.batch), "label": torch.zeros(args.batch, dtype=torch.long),
              "length": torch.full((args.batch,), args.frames)}
     optimizer = method.configure_optimizers()["optimizer"]
@@ -140,17 +144,27 @@ def run_one(args: argparse.Namespace) -> dict:
                      for name, seconds in sections]
             profile += "\nwhere the time goes (forward sections; the rest is the backward and the optimiser):\n"
             profile += "\n".join(lines)
+    phases = None
+    if args.phases:  # the step's named regions (torch.profiler.record_function in the method), one step
+        from torch.profiler import ProfilerActivity, profile as torch_profile
+
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            start = time.perf_counter()
+            step()
+            total = time.perf_counter() - start
+        regions = {e.key: e.cpu_time_total / 1e6 for e in prof.key_averages() if e.key.startswith(f"{args.methods[0]}/")}
+        phases = {**regions, "backward + optimizer + the rest": total - sum(regions.values()), "step": total}
     median = statistics.median(times)
     return {"method": args.methods[0], "batch": args.batch, "step_s": median, "seq_per_s": args.batch / median,
             "plugin_forward_s": plugin_forward,
             "gflop_per_step": flops / 1e9, "gflop_per_s": flops / 1e9 / median,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "threads": torch.get_num_threads(), "profile": profile}
+            "threads": torch.get_num_threads(), "profile": profile, "phases": phases}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=["skeletonclr", "aimclr", "actclr"])
+    parser.add_argument("--methods", nargs="+", default=["skeletonclr", "aimclr", "actclr", "actclr_plus"])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--frames", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=2)
@@ -165,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep glibc's default mmap/trim thresholds (see keep_freed_memory_in_process)")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table per method")
     parser.add_argument("--profile-rows", type=int, default=25)
+    parser.add_argument("--phases", action="store_true",
+                        help="seconds per named region of one step (methods that mark them: ActCLR+)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -191,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['gflop_per_s']:8.1f} {r['peak_rss_mb']:8.0f}  {verdict}", flush=True)
             if r["profile"]:
                 print(r["profile"])
+            for name, seconds in (r["phases"] or {}).items():
+                print(f"    {name:<34} {seconds:6.2f} s  {100 * seconds / r['phases']['step']:5.1f} %")
     return 0
 
 

@@ -10,6 +10,9 @@ A method is a method piece, optionally `@encoder` (a2mc@bigru, a2mc@stgcn, hico,
 skeletonclr@bilstm); its records carry that name. Every schedule of the piece keeps its place in the budget:
 the step decays, ProSL's start epoch and AimCLR's NNM start are scaled from the piece's epochs to --epochs.
 
+Every method gets the same number of epochs; ActCLR and ActCLR+ spend the first `--warmup` of them in their
+warm-up stage (MoCo v2, their shipped configs' default), so their budget is the others'.
+
     python benchmarks/compare_methods.py --dataset nwucla-xview --root data/nw-ucla \\
         --epochs 10 --batch 64 --queue 1024 --out runs/compare-nwucla
     python benchmarks/compare_methods.py --dataset nwucla-xview --root data/nw-ucla --epochs 10 --batch 64 \\
@@ -75,12 +78,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", required=True, help="a shipped dataset-split config, e.g. nwucla-xview")
     parser.add_argument("--root", required=True, help="prepared dataset")
-    parser.add_argument("--methods", nargs="+", default=["skeletonclr", "aimclr", "actclr"])
+    parser.add_argument("--methods", nargs="+", default=["skeletonclr", "aimclr", "actclr", "actclr_plus"])
     parser.add_argument("--stream", default="joint")
     parser.add_argument("--epochs", type=int, required=True)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--queue", type=int, default=1024)
     parser.add_argument("--momentum", type=float, default=None, help="key-encoder momentum (default: config's)")
+    parser.add_argument("--warmup", type=int, default=None,
+                        help="ActCLR / ActCLR+ warm-up epochs within --epochs (default: a third of them)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
@@ -110,6 +115,8 @@ def main() -> None:
                   f"trainer.batch_size={args.batch}", f"method.queue_size={args.queue}",
                   f"trainer.seed={args.seed}", "trainer.progress_bar=false", "trainer.checkpoint_every_n_epochs=1000"]
         budget += scaled_schedule(name, encoder, args.epochs)
+        if name in ("actclr", "actclr_plus"):  # the warm-up stage inside the same budget
+            budget.append(f"method.warmup.epochs={args.epochs // 3 if args.warmup is None else args.warmup}")
         if args.momentum is not None:
             budget.append(f"method.momentum={args.momentum}")
         cfg = load_config(None, budget + [f"data.stream={args.stream}"] + list(args.overrides),
@@ -127,7 +134,7 @@ def main() -> None:
             record.model = f"random_init@{cfg.model.encoder}" if record.model == "random_init" else spec
         if spec == args.methods[0]:
             method_records += no_learning_records(cfg, method_records[0].dataset)
-        if name == "actclr":
+        if name in ("actclr", "actclr_plus"):
             from skelssl.analyze import analyze_actionlets
 
             method = method_from_checkpoint(run_dir / LAST_CHECKPOINT)

@@ -28,7 +28,8 @@ def test_every_combination_loads(dataset, method, stream):
     name, split = dataset.rsplit("-", 1)
     assert cfg.method.name == method and cfg.data.stream == stream and cfg.data.split == split
     assert cfg.model.encoder == "stgcn" and cfg.model.stgcn.hidden_channels == 16
-    assert cfg.trainer.epochs == 300 and cfg.trainer.batch_size == 128
+    # ActCLR: 100 warm-up epochs (MoCo v2, its training overview's step 1) before the paper's 300
+    assert cfg.trainer.epochs == (400 if method == "actclr" else 300) and cfg.trainer.batch_size == 128
     small = name in ("nwucla", "synthetic")
     paper_queue = {"skeletonclr": 32768, "aimclr": 32768, "actclr": 65536}[method]
     assert cfg.method.queue_size == (1024 if small else paper_queue)

@@ -1,12 +1,13 @@
 """Pretraining methods and plug-ins (ProSL: `prosl/`), by name.
 
-Families: `skeletonclr.py` (MoCo v2 on skeletons), `aimclr/`, `actclr/`, `a2mc/`, `hico/`; what they share is in `core/`.
+Families: `skeletonclr.py` (MoCo v2 on skeletons), `aimclr/`, `actclr/` (ActCLR and ActCLR+), `a2mc/`, `hico/`;
+what they share is in `core/`.
 """
 
 from __future__ import annotations
 
 from skelssl.methods.a2mc import A2MC
-from skelssl.methods.actclr import ActCLR
+from skelssl.methods.actclr import ActCLR, ActCLRPlus
 from skelssl.methods.aimclr import AimCLR
 from skelssl.methods.core import PLUGINS, MoCoMethod, Plugin, register_plugin
 from skelssl.methods.hico import HiCo
@@ -17,7 +18,7 @@ from skelssl.registry import Registry
 __all__ = ["METHODS", "get_method", "register_method", "PLUGINS", "Plugin", "register_plugin", "MoCoMethod"]
 
 METHODS = Registry("method", "method.name")
-for _method in (SkeletonCLR, AimCLR, ActCLR, A2MC, HiCo):
+for _method in (SkeletonCLR, AimCLR, ActCLR, ActCLRPlus, A2MC, HiCo):
     METHODS.register(_method)
 register_method = METHODS.register
 

@@ -14,10 +14,13 @@ Batched on the input's device, every draw from an explicit torch.Generator. Choi
   code's split); CutMix replaces 2-3 body parts over 3-5 consecutive 4-frame blocks by the partner's;
   ResizeMix pastes the partner's whole sequence, resampled to the segment length, into the same region;
   Mixup uses λ ~ U(0, 1).
+`skeleton_mix_with_mask` also returns what ActCLR+'s Inter-SD needs for eq. 47: the mixing mask M̃ (the share of
+the sample kept at each frame and joint, eq. 46) and where the partner's frames landed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -25,7 +28,7 @@ from torch import Tensor
 
 from skelssl.skeleton.layouts import Layout, get_layout
 
-__all__ = ["partner_index", "skeleton_adain", "part_segment_mask", "skeleton_mix"]
+__all__ = ["partner_index", "skeleton_adain", "part_segment_mask", "skeleton_mix", "skeleton_mix_with_mask", "Mix"]
 
 
 def partner_index(n: int, generator: torch.Generator, device: torch.device | str) -> Tensor:
@@ -75,11 +78,31 @@ def part_segment_mask(n: int, num_frames: int, layout: Layout | str, generator: 
     return frame_mask[:, :, None] & joint_mask[:, None, :]
 
 
-def skeleton_mix(x: Tensor, generator: torch.Generator, layout: Layout | str, *,
-                 probs: Sequence[float] = (0.25, 0.5, 0.25), parts: Sequence[int] = (2, 3),
-                 blocks: Sequence[int] = (3, 5), block_frames: int = 4,
-                 partner: Tensor | None = None) -> Tensor:
-    """Skeleton Mix: per sample Mixup / CutMix / ResizeMix (probabilities `probs`) with a partner sequence."""
+@dataclass
+class Mix:
+    """A Skeleton Mix of a batch with partners: x̃ = M̃ ⊙ x + (1 − M̃) ⊙ x' (eq. 46 of ActCLR+) at every position.
+
+    mixed (N, C, T, V, M); keep (N, T, V): M̃, the share of the sample itself (1 outside the region, 0 inside
+    it for CutMix and ResizeMix, 1 − λ everywhere for Mixup); partner (N,): the partner's index in the batch;
+    partner_frames (N, T): the partner's frame that each mixed frame shows (the identity except for ResizeMix,
+    which squeezes the partner's whole sequence into the region's frames); partner_span (N, T) bool: the
+    frames the partner's (squeezed) sequence spans: all of them, or the region's frames for ResizeMix.
+    mode (N,): 0 Mixup, 1 CutMix, 2 ResizeMix.
+    """
+
+    mixed: Tensor
+    keep: Tensor
+    partner: Tensor
+    partner_frames: Tensor
+    partner_span: Tensor
+    mode: Tensor
+
+
+def skeleton_mix_with_mask(x: Tensor, generator: torch.Generator, layout: Layout | str, *,
+                           probs: Sequence[float] = (0.25, 0.5, 0.25), parts: Sequence[int] = (2, 3),
+                           blocks: Sequence[int] = (3, 5), block_frames: int = 4,
+                           partner: Tensor | None = None) -> Mix:
+    """Skeleton Mix (per sample Mixup / CutMix / ResizeMix with probabilities `probs`) and its mixing mask."""
     n, _, t, _, _ = x.shape
     if partner is None:
         partner = partner_index(n, generator, x.device)
@@ -103,5 +126,22 @@ def skeleton_mix(x: Tensor, generator: torch.Generator, layout: Layout | str, *,
 
     choice = torch.rand(n, generator=generator, device=x.device)
     edges = torch.tensor(list(probs), device=x.device, dtype=torch.float32).cumsum(0)
-    mode = (choice[:, None] >= edges[None, :-1]).sum(dim=1).view(-1, 1, 1, 1, 1)  # 0 mixup, 1 cutmix, 2 resize
-    return torch.where(mode == 0, mixup, torch.where(mode == 1, cutmix, resizemix))
+    mode = (choice[:, None] >= edges[None, :-1]).sum(dim=1)  # 0 mixup, 1 cutmix, 2 resize
+    mode5 = mode.view(-1, 1, 1, 1, 1)
+    mixed = torch.where(mode5 == 0, mixup, torch.where(mode5 == 1, cutmix, resizemix))
+    is_mixup, is_resize = (mode == 0).view(-1, 1, 1), (mode == 2).view(-1, 1)
+    keep = torch.where(is_mixup, (1 - lam).view(-1, 1, 1).expand(n, t, region.shape[2]),
+                       (~region).to(x.dtype))  # M̃ (eq. 46)
+    identity = torch.arange(t, device=x.device).expand(n, t)
+    partner_frames = torch.where(is_resize, source, identity)
+    partner_span = torch.where(is_resize, frames, torch.ones_like(frames))
+    return Mix(mixed, keep, partner, partner_frames, partner_span, mode)
+
+
+def skeleton_mix(x: Tensor, generator: torch.Generator, layout: Layout | str, *,
+                 probs: Sequence[float] = (0.25, 0.5, 0.25), parts: Sequence[int] = (2, 3),
+                 blocks: Sequence[int] = (3, 5), block_frames: int = 4,
+                 partner: Tensor | None = None) -> Tensor:
+    """Skeleton Mix: per sample Mixup / CutMix / ResizeMix (probabilities `probs`) with a partner sequence."""
+    return skeleton_mix_with_mask(x, generator, layout, probs=probs, parts=parts, blocks=blocks,
+                                  block_frames=block_frames, partner=partner).mixed

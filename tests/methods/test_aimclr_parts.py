@@ -39,6 +39,39 @@ def test_drop_masks_from_keep_margin():
     assert element.flatten().tolist() == [0.0, 1.0, 1.0, 0.0, 1.0, 0.0]
 
 
+def test_temporal_mask_reads_keep_margin_on_the_frames_range():
+    # frame means 0.66, 0.67, 0.68, 0.665 (C = V = 1): all below 0.7, so the absolute rule drops none;
+    # min-max normalised 0, 0.5, 1, 0.25: keep_margin 0.7 drops frame 2, 0.4 drops frames 1 and 2
+    att = torch.tensor([0.66, 0.67, 0.68, 0.665]).view(1, 1, 4, 1)
+    assert drop_masks(att, 0.7, "frame")[1].flatten().tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert drop_masks(att, 0.7)[1].flatten().tolist() == [1.0, 1.0, 0.0, 1.0]
+    assert drop_masks(att, 0.4, "relative")[1].flatten().tolist() == [1.0, 0.0, 0.0, 1.0]
+
+
+def test_eadm_default_drops_frames_of_a_real_encoder_at_init():
+    """The regression: with the paper's ST-GCN (256 channels in its last block) the frames' mean attention
+    sits near 0.66 at init, so the absolute rule never dropped a frame; the default drops the most important
+    frames of every sample, and AimCLR logs both drop rates."""
+    from skelssl.methods.aimclr import AimCLR
+    from tests.methods.test_aimclr import tiny_batch, tiny_config
+
+    torch.manual_seed(0)
+    cfg = tiny_config(AimCLR)
+    cfg.model.stgcn.hidden_channels, cfg.model.stgcn.out_channels = 16, 256  # the paper's widths
+    method = AimCLR(cfg, "ntu25").train()
+    x = method.to_stream(method.augment_extreme(tiny_batch(n=8, t=32)["x"]))
+    with torch.no_grad():
+        dense = method.encoder_q.features(x).flatten(0, 1)  # (N·M, C, T', V)
+        attention = energy_attention(dense)
+    frames_absolute = drop_masks(attention, 0.7, "frame")[1]
+    frames_default = drop_masks(attention, 0.7, method.cfg.method.eadm_temporal)[1]
+    assert frames_absolute.min() == 1.0  # nothing dropped: the symptom
+    assert (frames_default.amin(dim=2) == 0).all()  # at least one frame dropped in every sample and person
+    with torch.no_grad():
+        _, logs = method.training_loss(tiny_batch(n=8, t=32))
+    assert 0.0 < float(logs["eadm_frame_drop"]) < 1.0 and "eadm_joint_drop" in logs
+
+
 def test_drop_renormalisation_algorithm_1():
     x = torch.ones(1, 1, 2, 3)
     out = apply_drop(x, torch.tensor([0.0, 1.0, 0.0]).view(1, 1, 1, 3))  # x · 3 / 1
@@ -56,7 +89,8 @@ def test_eadm_end_to_end():
     # one channel, T = 1, V = 4: attention sigmoid(7/12) = 0.64 on joints 0-2, sigmoid(15/12) = 0.78 on joint 3
     x = torch.tensor([1.0, 1.0, 1.0, 5.0]).view(1, 1, 1, 1, 4)  # (N, M, C, T, V)
     out = EnergyAttentionDrop(lam=0.0, keep_margin=0.7)(x)
-    # joint 3 dropped, 4/3 renormalisation; the one frame's mean attention 0.676 < 0.7 is kept
+    # joint 3 dropped, 4/3 renormalisation; the one frame is kept (relative: a single frame has no range;
+    # absolute: its mean attention 0.676 < 0.7)
     assert torch.allclose(out.flatten(), torch.tensor([4 / 3, 4 / 3, 4 / 3, 0.0]))
 
 

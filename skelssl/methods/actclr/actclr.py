@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from skelssl.methods.actclr.actionlet import (ActionletSelector, AverageMotionAnchor, anchor_similarity_objective,
-                                              dataset_average, upsample_to_frames)
+from skelssl.methods.actclr.actionlet import (ActionletSelector, AverageMotionAnchor, Objective,
+                                              anchor_similarity_objective, dataset_average, upsample_to_frames)
 from skelssl.methods.actclr.mats import mats
 from skelssl.methods.actclr.safp import safp_pool
 from skelssl.methods.core.base import MoCoMethod
@@ -61,8 +61,11 @@ class ActCLR(MoCoMethod):
 
     Eq. 9 is the whole loss: it matches the query's similarity distribution to the key's, and nothing in it
     pushes against a collapse (identical outputs give uniform distributions on both sides, which match).
-    From scratch on small data it can collapse (see docs/results.md); the official code starts from AimCLR's
-    weights, which `model.init_from` reproduces.
+    From scratch on small data it collapses (see docs/results.md). Step 1 of the training overview starts
+    from encoders pre-trained with MoCo v2: `method.warmup` runs that stage inside the same run
+    (core/warmup.py): the first `warmup.epochs` epochs train the same networks with `warmup.method`'s loss
+    (skeletonclr = MoCo v2, the paper; aimclr = the official code's start). The shipped config turns it on
+    (100 warm-up epochs, then the paper's 300); `method.warmup.epochs=0` turns it off.
     """
 
     name: ClassVar[str] = "actclr"
@@ -89,6 +92,9 @@ class ActCLR(MoCoMethod):
         "mining_topk": 0,              # 0 = the whole bank (paper); official code 8192
         "mining_exclude_above": None,  # official code 0.95
         "mining_square_query": False,  # official code squares the query similarities
+        # step 1 of the training overview (MoCo v2 pre-training) as a stage of the same run; off here, on in
+        # the shipped config (configs/methods/actclr.yaml). overrides: the warm-up method's own keys.
+        "warmup": {"method": "skeletonclr", "epochs": 0, "overrides": None},
     }
 
     def __init__(self, cfg, layout, train_data_info=None):
@@ -97,6 +103,7 @@ class ActCLR(MoCoMethod):
         self.static_anchor = AverageMotionAnchor(source=m.anchor)
         self.selector = ActionletSelector(self.layout, threshold=m.actionlet_threshold, smooth=m.actionlet_smooth)
         self.last_actionlet: Tensor | None = None  # (N, M, T', V) of the last step, for analysis
+        self.anchor_embedding: Tensor | None = None  # z̄ (1, D) of the last actionlet pass
 
     # ----- static anchor (eq. 2) ---------------------------------------------------------------------------
     def update_anchor(self, data: Any, rows: Any = None) -> None:
@@ -105,23 +112,32 @@ class ActCLR(MoCoMethod):
         average = dataset_average(data, rows=rows).to(self.device)
         self.static_anchor.set(self.to_stream(average.unsqueeze(0))[0])  # streams are linear in X
 
-    def on_fit_start_hook(self) -> None:
-        if self.cfg.method.anchor != "dataset" or self.static_anchor.is_set:
-            return  # batch anchor, or resumed from a checkpoint that holds the anchor
-        datamodule = getattr(self.trainer, "datamodule", None)
+    def training_data(self, purpose: str) -> tuple[Any, Any]:
+        """(array or memmap (N, C, T, V, M), rows of the training samples or None for all) of the fit's
+        training set; `purpose` names what needs it in the error raised without one."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         dataset = getattr(datamodule, "train_dataset", None)
         data = getattr(dataset, "data", None)
         if data is None:
-            raise RuntimeError("ActCLR with method.anchor=dataset needs the training data "
-                               "(trainer.datamodule.train_dataset.data) to compute the average motion; "
-                               "call update_anchor(data) first or set method.anchor=batch")
+            raise RuntimeError(f"{self.name} needs the training data (trainer.datamodule.train_dataset.data) "
+                               f"to compute {purpose}")
         indices = getattr(dataset, "indices", None)
-        rows = None if indices is None or data.shape[0] == len(dataset) else indices  # memmap of all samples
-        self.update_anchor(data, rows)
+        return data, None if indices is None or data.shape[0] == len(dataset) else indices  # memmap of all
+
+    def on_fit_start_hook(self) -> None:
+        if self.cfg.method.anchor != "dataset" or self.static_anchor.is_set:
+            return  # batch anchor, or resumed from a checkpoint that holds the anchor
+        self.update_anchor(*self.training_data("the average motion (or call update_anchor(data) first, or set "
+                                               "method.anchor=batch)"))
 
     # ----- the steps -----------------------------------------------------------------------------------------
-    def actionlet(self, x_stream: Tensor) -> Tensor:
-        """Step 2: the actionlet (N, M, T', V) of the offline encoder for sequences already in the input stream.
+    def actionlet_objective(self, z_anchor: Tensor) -> Objective:
+        """The anchor objective whose gradient locates the actionlet: −sim(z, z̄) (eq. 3)."""
+        return anchor_similarity_objective(self.projector_k, z_anchor)
+
+    def actionlet_maps(self, x_stream: Tensor) -> tuple[Tensor, Tensor]:
+        """Step 2: (scores in [0, 1], binary mask), both (N, M, T', V), of the offline encoder for sequences
+        already in the input stream; the anchor's embedding z̄ is kept in `self.anchor_embedding`.
 
         A side-effect-free pass: no dropout (the mask of a sequence is the same from pass to pass) and the
         offline encoder's BatchNorm statistics do not move. The anchor goes through the encoder in the same
@@ -129,9 +145,12 @@ class ActCLR(MoCoMethod):
         with side_effect_free(self.encoder_k, self.projector_k):
             with torch.no_grad():
                 dense = self.encoder_k.features(torch.cat([x_stream, self.static_anchor.sequence_for(x_stream)]))
-                z_anchor = self.projector_k(pool(dense[-1:]))  # z̄, eq. 3
-            objective = anchor_similarity_objective(self.projector_k, z_anchor)  # −sim(z, z̄), eq. 3
-            scores, mask = self.selector.select(dense[:-1], objective)
+                self.anchor_embedding = self.projector_k(pool(dense[-1:]))  # z̄, eq. 3
+            return self.selector.select(dense[:-1], self.actionlet_objective(self.anchor_embedding))
+
+    def actionlet(self, x_stream: Tensor) -> Tensor:
+        """Step 2: the actionlet (N, M, T', V): the binary region, or its scores with method.actionlet_soft."""
+        scores, mask = self.actionlet_maps(x_stream)
         return scores if self.cfg.method.actionlet_soft else mask
 
     def views(self, x: Tensor) -> tuple[Tensor, Tensor, ViewTracker, ViewTracker]:

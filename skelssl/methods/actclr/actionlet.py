@@ -7,8 +7,8 @@ for an objective L over the pooled feature that an anchor strategy supplies:
 - ActCLR (eqs. 2-3): the static anchor is the average motion X̄ (`AverageMotionAnchor`), over the training
   set (the paper) or over the current batch (the official code); L = −sim(z, z̄) with z = g_k(GAP(h)) and z̄
   the anchor's embedding.
-- ActCLR+ (eqs. 36-38) supplies a triplet objective against action prototypes in embedding space instead;
-  the selector stays the same.
+- ActCLR+ (eqs. 33-38) supplies a triplet objective instead (prototypes.py: the nearest action prototype is
+  the positive anchor, the average motion's embedding the negative, margin γ); the selector stays the same.
 Choices where the paper is open (documented in docs/fidelity_aimclr_actclr.md): σ in eqs. 4-5 is ReLU; G is
 the layout's adjacency with self-loops, column-normalised (each joint takes the mean of its neighbourhood);
 A is divided by its per-sample maximum and the actionlet region is A >= threshold (0.5 by default). Each
@@ -28,9 +28,18 @@ from skelssl.models.pooling import pool
 from skelssl.skeleton.layouts import Layout, get_layout
 
 __all__ = ["ActionletSelector", "AverageMotionAnchor", "Objective", "anchor_similarity_objective",
-           "dataset_average", "upsample_to_frames", "smoothing_matrix"]
+           "dataset_average", "upsample_to_frames", "smoothing_matrix", "size_buffers_to_saved"]
 
 Objective = Callable[[Tensor], Tensor]  # pooled features (N, C) -> the per-sample objective (N,)
+
+
+def size_buffers_to_saved(module: nn.Module, state_dict: dict, prefix: str, names: tuple[str, ...]) -> None:
+    """Before loading: give each buffer in `names` the saved one's shape (buffers whose size is known only
+    once set, such as an anchor or prototypes, start empty)."""
+    for name in names:
+        saved, own = state_dict.get(prefix + name), getattr(module, name)
+        if saved is not None and saved.shape != own.shape:
+            setattr(module, name, torch.empty(saved.shape, dtype=saved.dtype, device=own.device))
 
 
 def smoothing_matrix(layout: Layout) -> Tensor:
@@ -84,10 +93,7 @@ class AverageMotionAnchor(nn.Module):
         self.register_buffer("sequence", torch.zeros(0))  # (C, T, V, M) once set
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
-        # The anchor's shape is known only once it is set: size the empty buffer to the saved one.
-        saved = state_dict.get(prefix + "sequence")
-        if saved is not None and saved.shape != self.sequence.shape:
-            self.sequence = torch.empty(saved.shape, dtype=saved.dtype, device=self.sequence.device)
+        size_buffers_to_saved(self, state_dict, prefix, ("sequence",))  # the anchor's shape is known once set
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property

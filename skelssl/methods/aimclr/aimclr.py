@@ -46,7 +46,7 @@ class AimCLR(MoCoMethod):
         "nnm_reduction": "sum",    # "sum" = eq. 9; "mean" = official code
         "eadm_lambda": 1.0e-4,     # λ of eq. 3
         "eadm_keep_margin": 0.7,
-        "eadm_temporal": "frame",  # "frame" = paper's temporal map M_t; "element" = official code
+        "eadm_temporal": "relative",  # per-frame M_t on the map's range (eadm.py); "element" = official code
         "eadm_renorm": "sample",   # "sample" = Algorithm 1 per feature; "batch" = official code
         "eadm_unbiased": False,    # variance over N (paper) or N-1 (SimAM / official code)
     }
@@ -83,7 +83,8 @@ class AimCLR(MoCoMethod):
         logits_drop = info_nce_logits(z_drop, z_key, bank, tau, keep)
         loss_d = d3m_loss(logits_hat, logits_tilde, logits_drop)  # eqs. 7-8
 
-        logs: dict[str, Any] = {"d3m": loss_d.detach()}
+        logs: dict[str, Any] = {"d3m": loss_d.detach(), "eadm_joint_drop": self.eadm.last_drop_rates["joint"],
+                                "eadm_frame_drop": self.eadm.last_drop_rates["frame"]}
         if self.nnm_active():
             positives = nearest_neighbor_positives(
                 [logits_hat[:, 1:], logits_tilde[:, 1:], logits_drop[:, 1:]], k=int(m.nnm_topk))

@@ -15,7 +15,9 @@ needed to resume exactly. A method subclass writes `training_loss` and, where it
 - `watch(backbone=h, projector=z)`: the features the collapse monitor (a callback) looks at; nothing else is
   watched, so extra forward passes do not disturb it;
 - `requires_dense_features`: a method that needs the (N, M, C, T', V) map says so, and is refused on an
-  encoder without one when it is built.
+  encoder without one when it is built;
+- a warm-up stage (`method.warmup` in a method's DEFAULTS, core/warmup.py): the first epochs of the run
+  trained with another method's loss on the same networks.
 Auxiliary passes (actionlets, anchors, attacks) run through `models.passes.side_effect_free`.
 """
 
@@ -37,6 +39,7 @@ from skelssl.errors import UserError
 from skelssl.methods.core.banks import MemoryQueue
 from skelssl.methods.core.momentum import update_momentum
 from skelssl.methods.core.plugins import PLUGINS, Plugin
+from skelssl.methods.core.warmup import WarmupStage
 from skelssl.models import build_encoder
 from skelssl.models.heads import Projector
 from skelssl.models.stgcn import init_official_
@@ -103,6 +106,7 @@ class MoCoMethod(L.LightningModule):
         self._pending_rng: dict[str, Any] | None = None
         for plugin in self.plugins.values():
             plugin.setup(self)
+        self.warmup = WarmupStage.from_config(self)  # None unless the method has a warm-up stage switched on
 
     # ----- randomness -------------------------------------------------------------------------------------
     @property
@@ -214,13 +218,17 @@ class MoCoMethod(L.LightningModule):
             _set_rng_state(self._pending_rng, self)
             self._pending_rng = None
 
+    def in_warmup(self) -> bool:
+        """Whether this epoch belongs to the warm-up stage (trained with another method's loss)."""
+        return self.warmup is not None and self.warmup.active(self.current_epoch)
+
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor | None:
         self.watched, self.exposed, self._pending_keys, self._skip_step = {}, {}, [], False
         if self.cfg.trainer.get("nonfinite", "stop") == "skip":  # a skipped step must not move the statistics
             self._statistics_before = [(b, b.detach().clone()) for m in self.modules()
                                        if isinstance(m, nn.modules.batchnorm._BatchNorm)
                                        for b in m.buffers()]
-        loss, logs = self.training_loss(batch)
+        loss, logs = self.warmup.training_loss(self, batch) if self.in_warmup() else self.training_loss(batch)
         for plugin in self.plugins.values():
             extra, extra_logs = plugin.extra_loss(self, batch)
             if extra is not None:

@@ -1,0 +1,301 @@
+"""ActCLR+ (Lin, Zhang & Liu, TPAMI 2025): actionlet contrast and reconstruct, on ActCLR's steps.
+
+No public code exists for its new modules; this is written from the paper (§IV, eqs. 30-50). Every choice the
+paper leaves open is listed in the class docstring and in docs/fidelity_actclr_plus.md.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from skelssl.errors import UserError
+from skelssl.methods.actclr.actclr import ActCLR
+from skelssl.methods.actclr.actionlet import Objective, upsample_to_frames
+from skelssl.methods.actclr.inter_sd import actionlet_shares, mixed_target
+from skelssl.methods.actclr.mats import mats_plus
+from skelssl.methods.actclr.prototypes import ActionPrototypes, cluster_prototypes, triplet_objective
+from skelssl.methods.actclr.sam import MaskedMotionDecoder, gumbel_topk_mask, masked_mse, motion_target
+from skelssl.models.passes import side_effect_free
+from skelssl.models.pooling import pool
+from skelssl.transforms.masking import PADDINGS
+from skelssl.transforms.mixing import skeleton_mix_with_mask
+from skelssl.transforms.tracking import ViewTracker, downsample_frames
+
+__all__ = ["ActCLRPlus"]
+
+SAM_TARGETS = ("motion", "actionlet", "both")
+
+
+def phase(name: str) -> torch.profiler.record_function:
+    """A named region of the step for torch.profiler (benchmarks/bench_methods.py --phases); free otherwise."""
+    return torch.profiler.record_function(f"actclr_plus/{name}")
+
+
+class ActCLRPlus(ActCLR):
+    """ActCLR+ (§IV): ActCLR's steps with prototype anchors, a stronger MATS, two distillation losses and SAM³.
+
+    Step by step (`training_loss`), for a batch X:
+    1. Actionlet (§IV-A, eqs. 33-38): the offline encoder on X; the anchor objective is the triplet loss of
+       eq. 36 (prototypes.py): the nearest action prototype positive, the average motion's embedding b
+       negative, margin γ (`triplet_margin`); channel weights from the positive part of its gradient
+       (eq. 37), A = [Σ_c α_c h]_+ G (eq. 38), the selector ActCLR uses. Prototypes: spherical k-means
+       (eq. 33) of the offline embeddings g_k(GAP(f_k(x))) of every training sequence, unaugmented, in
+       side-effect-free passes of the trainer's batch size; computed at the start of the first epoch after
+       the warm-up and every `prototype_every` epochs after it (each refresh's seconds and share of its
+       epoch are logged: prototype_seconds, prototype_share); saved in the checkpoint.
+    2. Views x_q, x_k (normal augmentations) and MATS on x_q (eqs. 40-44, mats.mats_plus): T_act = AimCLR's
+       eight extreme augmentations; T_non = dropout + rescale, adversarial noise (one FGSM step of size
+       `adversarial_epsilon` against eq. 36 through the offline encoder, eq. 42, then Gaussian noise) and the
+       skeleton mask (eq. 43, `mask_padding` zero | noise | sequence); eq. 44 combines them.
+    3. Intra-SD (eq. 45): z_q = g_q(GAP(f_q(x_trans))), z_k = g_k(GAP(f_k(x_k))), −P_k log P_q over the bank,
+       τq 0.1, τk 0.04 (ActCLR's eq. 9 and its options `mining_*`).
+    4. Inter-SD (eqs. 46-48, inter_sd.py): x_q mixed with a partner's x_q by CutMix, ResizeMix (body parts)
+       or Mixup, one at random (1/3 each); target z̃_k = a/(a+b) z_k + b/(a+b) z'_k by actionlet shares.
+    5. SAM³ (eqs. 49-50, sam.py): x_q with Gumbel-sampled actionlet tokens hidden, encoded by f_q, a light
+       decoder reconstructs the motion of the hidden tokens (`sam_target=motion`, the text) or the actionlet
+       map (`actionlet`, eq. 50 as printed) or both.
+    L = intra_sd_weight·L_KL + inter_sd_weight·L_MX + sam_weight·L_RC (weights 1: the paper gives none);
+    the bank takes z_k. Every module has a switch: `intra_sd`, `inter_sd`, `sam` (Table IX) and `t_act`,
+    `t_non`, `adversarial`, `skeleton_mask` (Table XI).
+
+    Choices where the paper is open (docs/fidelity_actclr_plus.md): the number of prototypes (0 = the
+    number of action classes of the training set), refresh every 5 epochs, 30 k-means iterations; γ = 0.2;
+    ε = 0.03 and Gaussian σ = 0.03 (together about ActCLR's 0.05 noise); dropout 0.1, rescale U(0.8, 1.2);
+    the skeleton mask hides one limb for the whole sequence with p = 0.5, padded with a partner sequence;
+    the offline pooling is GAP (eq. 45 has no SAFP; `offline_pool=safp` uses ActCLR's); Inter-SD mixes the
+    normal views x_q (before MATS); SAM³ masks half of the tokens (τ 0.25). The warm-up stage (MoCo v2,
+    ActCLR's training overview) is on in the shipped config, as for ActCLR. Constants from §V-A: ST-GCN
+    (16 hidden), 256 -> 128, τq 0.1, τk 0.04, Adam, batch 128, 300 epochs.
+    """
+
+    name: ClassVar[str] = "actclr_plus"
+    DEFAULTS: ClassVar[dict[str, Any]] = {
+        **{key: ActCLR.DEFAULTS[key] for key in (
+            "queue_size", "momentum", "feature_dim", "temperature_query", "temperature_key", "anchor",
+            "actionlet_threshold", "actionlet_smooth", "actionlet_soft", "safp", "safp_global_mix",
+            "mining_topk", "mining_exclude_above", "mining_square_query", "warmup")},
+        # action prototypes (eq. 33) and the triplet anchor (eq. 36)
+        "num_prototypes": 0,           # 0 = the number of action classes of the training set
+        "prototype_every": 5,          # epochs between refreshes
+        "prototype_iterations": 30,
+        "triplet_margin": 0.2,         # γ
+        # MATS (eqs. 40-44); Table XI's switches
+        "t_act": True,
+        "t_non": True,                 # dropout + rescale
+        "dropout_p": 0.1,
+        "rescale": [0.8, 1.2],
+        "adversarial": True,
+        "adversarial_epsilon": 0.03,   # ε of eq. 42
+        "adversarial_noise_std": 0.03,
+        "skeleton_mask": True,
+        "mask_padding": "sequence",    # eq. 43's d: zero | noise | sequence
+        "mask_p": 0.5,
+        "mask_parts": [1, 1],
+        # similarity distillation (eqs. 45-48); Table IX's switches
+        "offline_pool": "gap",         # "gap" = eq. 45; "safp" = ActCLR's eq. 8 (mode `safp`)
+        "intra_sd": True,
+        "intra_sd_weight": 1.0,
+        "inter_sd": True,
+        "inter_sd_weight": 1.0,
+        "mix_probs": [1 / 3, 1 / 3, 1 / 3],  # Mixup, CutMix, ResizeMix
+        "mix_parts": [2, 3],
+        "mix_blocks": [3, 5],
+        "mix_block_frames": 4,
+        # SAM³ (eqs. 49-50)
+        "sam": True,
+        "sam_weight": 1.0,
+        "sam_target": "motion",        # motion (the text) | actionlet (eq. 50 as printed) | both
+        "sam_mask_ratio": 0.5,
+        "sam_temperature": 0.25,
+        "sam_hidden": 64,
+    }
+
+    def __init__(self, cfg, layout, train_data_info=None):
+        super().__init__(cfg, layout, train_data_info)
+        m = self.cfg.method
+        _validate(m)
+        self.prototypes = ActionPrototypes()
+        channels = int(self.train_data_info.get("channels", 3))
+        self.decoder = MaskedMotionDecoder(self.encoder_q.feature_dim, channels,
+                                           MaskedMotionDecoder.frames_per_token_of(self.encoder_q), self.layout,
+                                           hidden=int(m.sam_hidden))
+        self.prototype_seconds = 0.0
+        self._epoch_started: float | None = None
+
+    def learnable_params(self) -> list[dict[str, Any]]:
+        return super().learnable_params() + [{"name": "sam_decoder", "params": list(self.decoder.parameters())}]
+
+    # ----- action prototypes (eq. 33) --------------------------------------------------------------------------
+    def num_prototypes(self) -> int:
+        k = int(self.cfg.method.num_prototypes) or int(self.train_data_info.get("num_classes", 0))
+        if k < 1:
+            raise UserError("ActCLR+ needs method.num_prototypes (the number of action prototypes, eq. 33): the "
+                            "training set does not say how many action classes it has")
+        return k
+
+    @torch.no_grad()
+    def refresh_prototypes(self, data: Any, rows: Any = None, epoch: int = 0, batch_size: int = 128) -> None:
+        """Eq. 33 over the training sequences `data` (N, C, T, V, M) (array or memmap; optionally only `rows`):
+        the offline embeddings of the unaugmented sequences, clustered on the hypersphere."""
+        rows = np.arange(int(data.shape[0])) if rows is None else np.sort(np.asarray(rows))
+        embeddings = []
+        with side_effect_free(self.encoder_k, self.projector_k):
+            for start in range(0, len(rows), batch_size):
+                x = torch.as_tensor(np.asarray(data[rows[start:start + batch_size]]), dtype=torch.float32,
+                                    device=self.device)
+                embeddings.append(self.projector_k(self.encoder_k(self.to_stream(x))))  # kmeans normalises
+        generator = torch.Generator(device=self.device).manual_seed(int(self.cfg.trainer.seed) * 1000 + epoch)
+        self.prototypes.set(cluster_prototypes(torch.cat(embeddings), self.num_prototypes(), generator,
+                                               int(self.cfg.method.prototype_iterations)), epoch)
+
+    def prototypes_due(self, epoch: int) -> bool:
+        if self.in_warmup():
+            return False
+        start = self.warmup.epochs if self.warmup is not None else 0
+        due = not self.prototypes.is_set or (epoch - start) % int(self.cfg.method.prototype_every) == 0
+        return due and int(self.prototypes.epoch) != epoch
+
+    def on_train_epoch_start(self) -> None:
+        self._epoch_started = time.perf_counter()
+        self.prototype_seconds = 0.0
+        epoch = self.current_epoch
+        if self.prototypes_due(epoch):
+            data, rows = self.training_data("the action prototypes (eq. 33)")
+            self.refresh_prototypes(data, rows, epoch, batch_size=int(self.cfg.trainer.batch_size))
+            self.prototype_seconds = time.perf_counter() - self._epoch_started
+
+    def on_train_epoch_end(self) -> None:
+        super().on_train_epoch_end()
+        if self._epoch_started is not None and self.prototype_seconds > 0:
+            share = self.prototype_seconds / max(time.perf_counter() - self._epoch_started, 1e-9)
+            self.log("train/prototype_seconds", self.prototype_seconds)
+            self.log("train/prototype_share", share)
+
+    # ----- step 1: the actionlet (eqs. 36-38) -----------------------------------------------------------------
+    def actionlet_objective(self, z_anchor: Tensor) -> Objective:
+        """Eq. 36: [sim(z, p) − sim(z, b) + γ]_+, p the nearest prototype, b the average motion's embedding."""
+        return triplet_objective(self.projector_k, self.prototypes, z_anchor, float(self.cfg.method.triplet_margin))
+
+    # ----- step 2: MATS (eqs. 40-44) -----------------------------------------------------------------------------
+    def attack_gradient(self, x_query: Tensor, actionlet: Tensor) -> Tensor:
+        """∇_N I_triplet (eq. 42) at N = 0 for the query x_query = A ⊙ X_act + (1 − A) ⊙ X_non: (1 − A) ⊙ ∇I,
+        through the offline encoder in a side-effect-free pass (its parameters get no gradient)."""
+        x = x_query.detach().requires_grad_(True)
+        objective = self.actionlet_objective(self.anchor_embedding)
+        with side_effect_free(self.encoder_k, self.projector_k), torch.enable_grad():
+            value = objective(pool(self.encoder_k.features(self.to_stream(x)))).sum()
+            (gradient,) = torch.autograd.grad(value, x)
+        a = actionlet.permute(0, 2, 3, 1).unsqueeze(1).to(x.dtype)  # (N, 1, T, V, M)
+        return (1 - a) * gradient
+
+    def transform_query(self, x_query: Tensor, actionlet_frames: Tensor, tracker: ViewTracker) -> Tensor:
+        m = self.cfg.method
+        x_trans, _ = mats_plus(
+            x_query, actionlet_frames, self.generator, self.layout, extreme=self.augment_extreme, tracker=tracker,
+            t_act=bool(m.t_act), t_non=bool(m.t_non), dropout_p=float(m.dropout_p), scale=list(m.rescale),
+            attack=self.attack_gradient if m.adversarial else None, epsilon=float(m.adversarial_epsilon),
+            attack_noise_std=float(m.adversarial_noise_std), mask=bool(m.skeleton_mask),
+            mask_padding=m.mask_padding, mask_p=float(m.mask_p), mask_parts=list(m.mask_parts))
+        return x_trans
+
+    @torch.no_grad()
+    def encode_offline(self, x_key: Tensor, actionlet_frames: Tensor, tracker: ViewTracker) -> Tensor:
+        """z_k = g_k(GAP(f_k(x_k))) (eq. 45); `offline_pool=safp` pools with the actionlet (ActCLR eq. 8)."""
+        if self.cfg.method.offline_pool == "safp":
+            return super().encode_offline(x_key, actionlet_frames, tracker)
+        return self.encode_key(self.to_stream(x_key))
+
+    # ----- steps 4 and 5: Inter-SD (eqs. 46-48) and SAM³ (eqs. 49-50) ------------------------------------------
+    def inter_sd_loss(self, x_query: Tensor, actionlet: Tensor, z_key: Tensor) -> tuple[Tensor, Tensor]:
+        """L_MX (eq. 48) for the query views x_query and their actionlet (N, M, T, V) in the views' coordinates;
+        returns (loss, a / (a + b) per sample)."""
+        m = self.cfg.method
+        mix = skeleton_mix_with_mask(x_query, self.generator, self.layout, probs=list(m.mix_probs),
+                                     parts=list(m.mix_parts), blocks=list(m.mix_blocks),
+                                     block_frames=int(m.mix_block_frames))  # eq. 46
+        a, b = actionlet_shares(mix, actionlet)
+        target = mixed_target(z_key, mix.partner, a, b)  # eq. 47
+        _, z_mixed = self.encode_query(self.to_stream(mix.mixed))
+        return self.mining_loss(z_mixed, target), (a / (a + b).clamp_min(1e-12)).detach()
+
+    def sam_loss(self, x_query: Tensor, scores: Tensor, actionlet: Tensor) -> Tensor:
+        """L_RC (eq. 50) for the query views, with the actionlet scores and map (N, M, T, V) in their
+        coordinates."""
+        m = self.cfg.method
+        x = self.to_stream(x_query)
+        num_frames = x.shape[2]
+        tokens = self.encoder_q.feature_frames(num_frames)
+        hidden = gumbel_topk_mask(downsample_frames(scores, tokens), float(m.sam_mask_ratio),
+                                  float(m.sam_temperature), self.generator)  # (N, M, T', V)
+        hidden_frames = upsample_to_frames(hidden.to(x.dtype), num_frames)  # (N, M, T, V)
+        keep = (1 - hidden_frames).permute(0, 2, 3, 1).unsqueeze(1)  # (N, 1, T, V, M)
+        motion, actionlet_map = self.decoder(self.encoder_q.features(x * keep), num_frames)  # eq. 49
+        present = (x.abs().amax(dim=(1, 2, 3)) > 0).to(x.dtype)  # (N, M): absent persons are left out
+        loss = x.new_zeros(())
+        if m.sam_target in ("motion", "both"):
+            target = motion_target(x)
+            weights = (hidden_frames * present[:, :, None, None]).permute(0, 2, 3, 1).unsqueeze(1)
+            scale = target.pow(2).mean(dim=(1, 2, 3)).mul(present).sum().div(present.sum().clamp_min(1)).sqrt()
+            loss = loss + masked_mse(motion, target / scale.clamp_min(1e-6), weights)
+        if m.sam_target in ("actionlet", "both"):
+            target = downsample_frames(actionlet, tokens)
+            loss = loss + masked_mse(actionlet_map, target, present[:, :, None, None])  # eq. 50 as printed
+        return loss
+
+    # ----- the step -----------------------------------------------------------------------------------------------
+    def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
+        m = self.cfg.method
+        x = batch["x"]
+        with phase("actionlet"):
+            scores, mask = self.actionlet_maps(self.to_stream(x))  # step 1, on the original X
+        actionlet = scores if m.actionlet_soft else mask
+        actionlet_frames = upsample_to_frames(actionlet, x.shape[2])
+        x_query, x_key, query_tracker, key_tracker = self.views(x)
+        # in the query views' own coordinates, before MATS moves them further (Inter-SD and SAM³ use x_q)
+        query_actionlet = query_tracker.carry(actionlet_frames)
+        query_scores = query_tracker.carry(upsample_to_frames(scores, x.shape[2]))
+        with phase("mats"):
+            x_trans = self.transform_query(x_query, actionlet_frames, query_tracker)  # step 2
+        with phase("query"):
+            h_query, z_query = self.encode_query(self.to_stream(x_trans))
+        self.watch(backbone=h_query, projector=z_query)
+        with phase("key"):
+            z_key = self.encode_offline(x_key, actionlet_frames, key_tracker)
+        self.expose(query=z_query, key=z_key)
+        loss = z_query.new_zeros(())
+        logs: dict[str, Any] = {"actionlet_fraction": actionlet.mean().detach()}
+        if m.intra_sd:
+            intra = self.mining_loss(z_query, z_key)  # eq. 45
+            loss = loss + float(m.intra_sd_weight) * intra
+            logs["intra_sd"] = intra.detach()
+        if m.inter_sd:
+            with phase("inter_sd"):
+                inter, weight_own = self.inter_sd_loss(x_query, query_actionlet, z_key)  # eqs. 46-48
+            loss = loss + float(m.inter_sd_weight) * inter
+            logs.update(inter_sd=inter.detach(), inter_sd_own_weight=weight_own.mean())
+        if m.sam:
+            with phase("sam"):
+                reconstruction = self.sam_loss(x_query, query_scores, query_actionlet)  # eqs. 49-50
+            loss = loss + float(m.sam_weight) * reconstruction
+            logs["sam"] = reconstruction.detach()
+        self.enqueue(z_key)
+        self.last_actionlet = actionlet.detach()
+        return loss, logs
+
+def _validate(m: Any) -> None:
+    if not (m.intra_sd or m.inter_sd or m.sam):
+        raise UserError("ActCLR+ with method.intra_sd, method.inter_sd and method.sam all false has no loss; "
+                        "switch at least one on")
+    if m.mask_padding not in PADDINGS:
+        raise UserError(f"method.mask_padding must be one of {', '.join(PADDINGS)}, got '{m.mask_padding}'")
+    if m.sam_target not in SAM_TARGETS:
+        raise UserError(f"method.sam_target must be one of {', '.join(SAM_TARGETS)}, got '{m.sam_target}'")
+    if m.offline_pool not in ("gap", "safp"):
+        raise UserError(f"method.offline_pool must be 'gap' or 'safp', got '{m.offline_pool}'")
+    if int(m.prototype_every) < 1:
+        raise UserError(f"method.prototype_every must be >= 1, got {m.prototype_every}")

@@ -69,4 +69,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from skelssl.console import run_script
+
+    run_script(main)  # skelssl's UserError as one line, not a traceback

@@ -213,4 +213,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from skelssl.console import run_script
+
+    run_script(main)  # skelssl's UserError as one line, not a traceback

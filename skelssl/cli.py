@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
-import warnings
 from pathlib import Path
 
 from skelssl.errors import UserError
@@ -262,6 +260,7 @@ def _print_normalisation(info: dict) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skelssl", description=__doc__)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    _add_output_options(parser, argparse_default=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="synthetic data -> SkeletonCLR -> KNN + linear vs random init")
@@ -356,19 +355,42 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_prepare_parser(sub)
+    _add_output_options_below(parser)  # `skelssl pretrain ... --no-progress` as well as before the command
     return parser
 
 
-def _quiet_libraries() -> None:
-    # Lightning's hints about workers and tensor cores are noise for our users; our own warnings stay.
-    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    warnings.filterwarnings("ignore", message=".*number of training batches.*")
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+def _add_output_options_below(parser: argparse.ArgumentParser) -> None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                _add_output_options(subparser, argparse_default=argparse.SUPPRESS)
+                _add_output_options_below(subparser)
+
+
+def _add_output_options(parser: argparse.ArgumentParser, argparse_default: object) -> None:
+    known = {option for action in parser._actions for option in action.option_strings}
+    if "--verbose" not in known:
+        parser.add_argument("--verbose", action="store_true", default=argparse_default,
+                            help="also show the libraries' tips, info lines and deprecation warnings")
+    if "--no-progress" not in known:
+        parser.add_argument("--no-progress", action="store_true", default=argparse_default,
+                            help="no progress bars or per-epoch progress lines")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `skelssl` command. Output cut short by the reader (`skelssl info ... | head`) ends it quietly."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # The reader has gone: point stdout at /dev/null so that the interpreter's final flush cannot fail too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # as a shell reports a command ended by SIGPIPE
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # key=value overrides may come after options (argparse stops filling a positional list at an option).
@@ -388,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
         if not hasattr(args, "overrides"):
             parser.error(f"'{args.command}' takes no key=value overrides: {' '.join(extra)}")
         args.overrides = list(args.overrides) + extra
-    _quiet_libraries()
+    from skelssl.console import configure_output
+
+    configure_output(verbose=args.verbose, progress=not args.no_progress)
     from skelssl.models.stgcn import keep_freed_memory_in_process
 
     keep_freed_memory_in_process()  # large feature maps are reused instead of page-faulted anew every step

@@ -12,7 +12,6 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import TQDMProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 from skelssl.checkpoints import (RunCheckpoint, check_checkpoint_method, initialize_from_checkpoint, read_checkpoint,
@@ -20,6 +19,7 @@ from skelssl.checkpoints import (RunCheckpoint, check_checkpoint_method, initial
 from skelssl.config import save_config
 from skelssl.data.dataset import SkeletonDataModule
 from skelssl.errors import UserError
+from skelssl.lightning_progress import progress_callbacks
 from skelssl.evaluation.monitor import knn_monitor_from_config
 from skelssl.methods import get_method
 from skelssl.methods.core.monitor import CollapseMonitor
@@ -68,8 +68,8 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int | None = None,
     knn_monitor = knn_monitor_from_config(cfg, run_dir)  # after the collapse monitor: it reads its figures
     if knn_monitor is not None:
         callbacks.append(knn_monitor)
-    if t.progress_bar:
-        callbacks.append(TQDMProgressBar(refresh_rate=1))
+    progress = progress_callbacks(bool(t.progress_bar))
+    callbacks.extend(progress)
     callbacks.extend(extra_callbacks or [])
     loggers = build_loggers(cfg, run_dir)
     return L.Trainer(
@@ -81,7 +81,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, max_epochs: int | None = None,
         precision=t.precision,
         logger=loggers,
         callbacks=callbacks,
-        enable_progress_bar=bool(t.progress_bar),
+        enable_progress_bar=bool(progress),
         log_every_n_steps=int(t.log_every_n_steps),
         default_root_dir=str(run_dir),
         enable_model_summary=False,

@@ -29,7 +29,7 @@ def cluster_scores(features: Tensor | np.ndarray, labels: np.ndarray, num_cluste
     labels = np.asarray(labels)
     k = int(num_clusters or len(np.unique(labels)))
     result = kmeans(x, k, iterations=iterations, spherical=True,
-                    generator=torch.Generator(device=x.device).manual_seed(seed))
+                    generator=torch.Generator(device=x.device).manual_seed(seed), progress=True)
     assignments = result.assignments.cpu().numpy()
     nmi = normalized_mutual_info_score(labels, assignments)
     used = len(np.unique(assignments))

@@ -176,7 +176,7 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
     Both are written into OUT.partial/ and moved to OUT only when both are complete: a failure leaves OUT as it
     was (absent, or the previous dataset).
     """
-    from tqdm import tqdm
+    from skelssl.console import track
 
     start_time = time.perf_counter()
     raw_dir, labels_dir, out_dir = Path(raw_dir), Path(labels_dir), Path(out_dir)
@@ -238,7 +238,7 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
                 PreparedWriter(full_dir, (len(videos), 3, t_full, 25, 2)) as full:
             frame_labels = full.add_array("frame_labels", (len(videos), t_full), np.int16)
             row = 0
-            for vi, video in enumerate(tqdm(videos, desc=f"pku-mmd {part}", unit="file", disable=not progress)):
+            for vi, video in enumerate(track(videos, desc=f"pku-mmd {part}", unit="files", enabled=progress)):
                 n_inst = len(labels_by_video[video])
                 try:
                     seq = read_pku_skeleton(raw_dir / f"{video}.txt")

@@ -18,7 +18,7 @@ def _common(parser: argparse.ArgumentParser, out_required: bool = True) -> None:
                         help="skip malformed input files (listed in the summary and in OUT/skipped.json) "
                              "instead of stopping at the first one")
     parser.add_argument("--workers", type=int, default=0, help="parallel processes (default: all cores)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-progress", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
 
 
 def _finish(report) -> int:

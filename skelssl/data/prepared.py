@@ -491,7 +491,7 @@ def run_prepare(out_dir: str | Path, tasks: list[Any], task_names: list[str], wo
     import multiprocessing
     import time
 
-    from tqdm import tqdm
+    from skelssl.console import track
 
     start = time.perf_counter()
     n = len(tasks)
@@ -512,8 +512,8 @@ def run_prepare(out_dir: str | Path, tasks: list[Any], task_names: list[str], wo
         try:
             results = pool.imap(_call_worker, jobs, chunksize=max(1, min(16, n // (workers * 8) or 1))) \
                 if pool else map(_call_worker, jobs)
-            for i, (status, payload) in enumerate(tqdm(results, total=n, desc=desc, unit="file",
-                                                       disable=not progress)):
+            for i, (status, payload) in enumerate(track(results, total=n, desc=desc, unit="files",
+                                                        enabled=progress)):
                 if status == "ok":
                     sample, length, extra = payload
                     writer.data[i] = sample

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from skelssl.console import Progress
 
 
 def module_device(module: nn.Module) -> torch.device:
@@ -65,17 +66,15 @@ def extract_features(
     was_training = encoder.training
     encoder.eval()
     chunks: list[Tensor] = []
+    bar = Progress(num_samples, "features", "sequences", enabled=progress)
     try:
         for start in range(0, num_samples, batch_size):
             batch = load_batch(data, slice(start, min(start + batch_size, num_samples)), device)
             chunks.append(encode_batch(encoder, batch, transform).float().cpu())
-            if progress:
-                print(f"\rfeatures {min(start + batch_size, num_samples)}/{num_samples}", end="",
-                      file=sys.stderr, flush=True)
+            bar.update(int(batch.shape[0]))
     finally:
         encoder.train(was_training)
-        if progress:
-            print(file=sys.stderr)
+        bar.close()
     if not chunks:
         return torch.empty(0, 0)
     return torch.cat(chunks)

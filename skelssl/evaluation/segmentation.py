@@ -29,7 +29,6 @@ classifier is trained on PKU-MMD II by the linear-evaluation mechanism. What it 
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from skelssl.config import BASE_DEFAULTS
+from skelssl.console import Progress
 from skelssl.errors import UserError
 from skelssl.evaluation.linear import LinearProbeConfig, _LinearHead
 from skelssl.evaluation.protocols import EvalContext, Protocol, register_protocol
@@ -167,20 +167,19 @@ def _encode_rows(method: Any, dataset: dict[str, Any], rows: np.ndarray, device:
     was_training = encoder.training
     encoder.eval()
     out = []
+    bar = Progress(len(rows), "frame features", "sequences", enabled=progress)
     try:
-        for k, row in enumerate(rows):
+        for row in rows:
             length = int(dataset["meta"].lengths[row])
             x = torch.from_numpy(np.array(dataset["data"][row, :, :length], dtype=np.float32)).to(device)
             x = to_stream(x[None], method.cfg.data.stream, method.layout)
             out.append(frame_features(encoder, x, chunk_frames=int(settings["seg_chunk_frames"]),
                                       context_frames=int(settings["seg_context_frames"]),
                                       frame_step=int(settings["seg_frame_step"])).cpu())
-            if progress:
-                print(f"\rframe features {k + 1}/{len(rows)}", end="", file=sys.stderr, flush=True)
+            bar.update()
     finally:
         encoder.train(was_training)
-        if progress:
-            print(file=sys.stderr)
+        bar.close()
     return out
 
 

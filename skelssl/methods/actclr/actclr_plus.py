@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from skelssl.console import Progress
 from skelssl.errors import UserError
 from skelssl.methods.actclr.actclr import ActCLR
 from skelssl.methods.actclr.actionlet import Objective, upsample_to_frames
@@ -144,11 +145,13 @@ class ActCLRPlus(ActCLR):
         the offline embeddings of the unaugmented sequences, clustered on the hypersphere."""
         rows = np.arange(int(data.shape[0])) if rows is None else np.sort(np.asarray(rows))
         embeddings = []
-        with side_effect_free(self.encoder_k, self.projector_k):
+        with side_effect_free(self.encoder_k, self.projector_k), \
+                Progress(len(rows), "ActCLR+ prototypes: offline embeddings", "sequences") as bar:
             for start in range(0, len(rows), batch_size):
                 x = torch.as_tensor(np.asarray(data[rows[start:start + batch_size]]), dtype=torch.float32,
                                     device=self.device)
                 embeddings.append(self.projector_k(self.encoder_k(self.to_stream(x))))  # kmeans normalises
+                bar.update(int(x.shape[0]))
         generator = torch.Generator(device=self.device).manual_seed(int(self.cfg.trainer.seed) * 1000 + epoch)
         self.prototypes.set(cluster_prototypes(torch.cat(embeddings), self.num_prototypes(), generator,
                                                int(self.cfg.method.prototype_iterations)), epoch)

@@ -30,7 +30,7 @@ __all__ = ["ActionPrototypes", "triplet_objective", "cluster_prototypes"]
 def cluster_prototypes(embeddings: Tensor, k: int, generator: torch.Generator, iterations: int = 30) -> Tensor:
     """Eq. 33: k spherical k-means centers (k, D), unit rows, of embeddings (N, D); k is cut to N."""
     return kmeans(embeddings, min(int(k), embeddings.shape[0]), iterations=iterations, spherical=True,
-                  generator=generator).centers
+                  generator=generator, progress=True, desc="ActCLR+ prototypes: k-means").centers
 
 
 class ActionPrototypes(nn.Module):

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from skelssl.console import Progress
+
 __all__ = ["KMeansResult", "kmeans"]
 
 
@@ -60,12 +62,14 @@ def _init_plus_plus(x: Tensor, k: int, spherical: bool, generator: torch.Generat
 
 
 def kmeans(features: Tensor, k: int, *, iterations: int = 30, spherical: bool = True,
-           generator: torch.Generator | None = None, chunk: int = 8192) -> KMeansResult:
+           generator: torch.Generator | None = None, chunk: int = 8192, progress: bool = False,
+           desc: str = "k-means") -> KMeansResult:
     """Cluster the rows of `features` (N, D) into k groups.
 
     spherical=True: rows are L2-normalised, points are assigned by cosine similarity and each center is the
     normalised mean of its points (k-means on the unit hypersphere). spherical=False: Euclidean k-means.
     A cluster left empty takes the point farthest from its own center. Deterministic given the generator.
+    `progress`: a progress line over the Lloyd iterations (it ends early when the assignments converge).
     """
     if features.dim() != 2 or features.shape[0] == 0:
         raise ValueError(f"kmeans expects a non-empty (N, D) matrix, got shape {tuple(features.shape)}")
@@ -80,8 +84,10 @@ def kmeans(features: Tensor, k: int, *, iterations: int = 30, spherical: bool = 
     centers = _init_plus_plus(x, k, spherical, generator, chunk)
     assignments = torch.full((n,), -1, dtype=torch.long, device=x.device)
     done = 0
+    bar = Progress(iterations, f"{desc} ({n} points, k = {k})", "iterations", enabled=progress)
     for done in range(1, iterations + 1):
         new, score = _assign(x, centers, spherical, chunk)
+        bar.update()
         if torch.equal(new, assignments):
             break  # converged: the centers are the means of these assignments
         assignments = new
@@ -98,4 +104,5 @@ def kmeans(features: Tensor, k: int, *, iterations: int = 30, spherical: bool = 
             centers = F.normalize(centers, dim=1)
     else:  # out of iterations: the assignments of the last centers
         assignments, _ = _assign(x, centers, spherical, chunk)
+    bar.close()
     return KMeansResult(centers=centers, assignments=assignments, iterations=done)

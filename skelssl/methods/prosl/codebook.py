@@ -34,7 +34,8 @@ class SemanticCodebook(nn.Module):
         if features.shape[0] < self.k:
             raise ValueError(f"ProSL: {features.shape[0]} training features for a codebook of k={self.k} "
                              "centroids; lower plugins.prosl.codebook_size")
-        result = kmeans(features, self.k, iterations=iterations, spherical=True, generator=generator)
+        result = kmeans(features, self.k, iterations=iterations, spherical=True, generator=generator,
+                        progress=True, desc="ProSL codebook: k-means")
         self.centers.copy_(result.centers.to(self.centers))
         assignments = torch.full_like(self.assignments, -1)
         assignments[rows.to(assignments.device)] = result.assignments.to(assignments.device)

@@ -12,6 +12,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.profiler import record_function as section  # labels for benchmarks' profiles
 
+from skelssl.console import Progress
 from skelssl.methods.core.losses import distribution_cross_entropy, similarity_to_bank
 from skelssl.methods.core.plugins import Plugin, register_plugin
 from skelssl.methods.prosl.codebook import SemanticCodebook
@@ -243,8 +244,9 @@ class ProSL(Plugin):
         """ẑ of every training sequence: the key network on its clean view, batch by batch, side-effect free."""
         size = int(method.cfg.trainer.batch_size)
         chunks = []
-        with side_effect_free(method):
+        with side_effect_free(method), Progress(len(rows), "ProSL codebook: key pass", "sequences") as bar:
             for start in range(0, len(rows), size):
                 x = self._clean_views(method, data, lengths, rows[start:start + size])
                 chunks.append(method.encode_key(method.to_stream(x)).float())
+                bar.update(int(x.shape[0]))
         return torch.cat(chunks)

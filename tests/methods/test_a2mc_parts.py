@@ -83,6 +83,7 @@ def test_the_attack_moves_the_class_feature_toward_uniform_within_the_bound(enco
     x = moving_batch()
     bn = method.encoder_q.input_norm if encoder == "bigru" else method.encoder_q.data_bn
     running = bn.running_mean.clone()
+    weights = {name: p.detach().clone() for name, p in method.named_parameters()}
     rng = method.generator.get_state()
     before = attack_losses(method, x)
     x_hat, logs = method.attack(x, None)
@@ -94,7 +95,9 @@ def test_the_attack_moves_the_class_feature_toward_uniform_within_the_bound(enco
     assert (rho[3:, :, :, :, 1] == 0).all()  # no ghost second person
     assert torch.equal(bn.running_mean, running)  # BatchNorm statistics untouched
     assert torch.equal(method.generator.get_state(), rng)  # no augmentation draws
-    assert all(p.grad is None for p in method.parameters())  # encoder and head fixed during the attack
+    # encoder and head fixed during the attack: not stepped, and no gradient left behind for the next step
+    assert all(torch.equal(p, weights[name]) for name, p in method.named_parameters())
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in method.parameters())
     assert method.watched == {}  # the collapse monitor never sees the attack
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+from unittest.mock import PropertyMock, patch
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -83,10 +85,21 @@ def test_aimclr_loss_falls_on_a_fixed_batch(nnm_start_epoch):
 
 
 def test_aimclr_stage_switch_follows_the_epoch():
+    """The loss switches from InfoNCE (eq. 1) to NNM (eq. 9) at nnm_start_epoch, as the trainer's epoch advances."""
     method = AimCLR(tiny_config(AimCLR, nnm_start_epoch=3), "ntu25")
-    assert not method.nnm_active()  # current_epoch is 0 without a trainer
-    assert method.eadm.keep_margin == 0.7 and method.cfg.method.temperature == 0.07
     assert AimCLR.DEFAULTS["queue_size"] == 32768 and AimCLR.DEFAULTS["nnm_start_epoch"] == 150
+    batch, rng = tiny_batch(), method.generator.get_state()
+    bank = method.queue.bank.clone()
+    stages = {}
+    for epoch in (0, 2, 3, 7):
+        with patch.object(AimCLR, "current_epoch", new_callable=PropertyMock, return_value=epoch):
+            method.generator.set_state(rng)
+            method.queue.bank.copy_(bank)
+            loss, logs = method.training_loss(batch)
+        stages[epoch] = ("nnm" if "nnm" in logs else "info_nce", float(loss))
+        assert ("nnm" in logs) != ("info_nce" in logs)
+    assert [stages[e][0] for e in (0, 2, 3, 7)] == ["info_nce", "info_nce", "nnm", "nnm"]
+    assert stages[0][1] == stages[2][1] and stages[2][1] != stages[3][1]  # same views and bank, other loss
 
 
 def test_aimclr_gradients_reach_the_query_encoder_only():

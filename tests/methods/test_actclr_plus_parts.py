@@ -124,6 +124,16 @@ def test_triplet_objective_hand_computed():
     # z1 = e1: nearest p1 (0.6), b·z = 0 -> 0.85; z2 = e3: p·z = 0 for both, b·z = 1 -> [−0.75]_+ = 0;
     # z3: nearest p2 (0.6), b·z = 0.8 -> 0.6 − 0.8 + 0.25 = 0.05
     torch.testing.assert_close(objective(z), torch.tensor([0.85, 0.0, 0.05]))
+    # without the hinge the second sequence keeps its value, and with it a gradient
+    unhinged = triplet_objective(lambda h: h, prototypes, torch.tensor([[0.0, 0.0, 2.0]]), margin=0.25, hinge=False)
+    torch.testing.assert_close(unhinged(z), torch.tensor([0.85, -0.75, 0.05]))
+    z2 = z[1:2].clone().requires_grad_(True)
+    (grad_hinged,) = torch.autograd.grad(objective(z2).sum(), z2, allow_unused=True)
+    (grad_unhinged,) = torch.autograd.grad(unhinged(z2).sum(), z2)
+    assert grad_hinged is None or grad_hinged.abs().sum() == 0
+    # d/dz [z·p2/|z| − z·b/|z|] at z = e3 (p2 = e2 tied with p1 at 0: the first, p1 = (0.6, 0.8, 0), is taken):
+    # the projection of p1 − e3 orthogonal to z = (0.6, 0.8, 0)
+    torch.testing.assert_close(grad_unhinged, torch.tensor([[0.6, 0.8, 0.0]]))
 
 
 # ----- adversarial noise (eqs. 40-42) ----------------------------------------------------------------------------

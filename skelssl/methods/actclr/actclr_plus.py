@@ -43,7 +43,8 @@ class ActCLRPlus(ActCLR):
     Step by step (`training_loss`), for a batch X:
     1. Actionlet (§IV-A, eqs. 33-38): the offline encoder on X; the anchor objective is the triplet loss of
        eq. 36 (prototypes.py): the nearest action prototype positive, the average motion's embedding b
-       negative, margin γ (`triplet_margin`); channel weights from the positive part of its gradient
+       negative, margin γ (`triplet_margin`; `triplet_hinge=false` drops the [.]_+, whose zero region leaves
+       a sequence without actionlet); channel weights from the positive part of its gradient
        (eq. 37), A = [Σ_c α_c h]_+ G (eq. 38), the selector ActCLR uses. Prototypes: spherical k-means
        (eq. 33) of the offline embeddings g_k(GAP(f_k(x))) of every training sequence, unaugmented, in
        side-effect-free passes of the trainer's batch size; computed at the start of the first epoch after
@@ -85,6 +86,7 @@ class ActCLRPlus(ActCLR):
         "prototype_every": 5,          # epochs between refreshes
         "prototype_iterations": 30,
         "triplet_margin": 0.2,         # γ
+        "triplet_hinge": True,         # eq. 36's [.]_+ as printed; false: every sequence gets a gradient
         # MATS (eqs. 40-44); Table XI's switches
         "t_act": True,
         "t_non": True,                 # dropout + rescale
@@ -182,7 +184,8 @@ class ActCLRPlus(ActCLR):
     # ----- step 1: the actionlet (eqs. 36-38) -----------------------------------------------------------------
     def actionlet_objective(self, z_anchor: Tensor) -> Objective:
         """Eq. 36: [sim(z, p) − sim(z, b) + γ]_+, p the nearest prototype, b the average motion's embedding."""
-        return triplet_objective(self.projector_k, self.prototypes, z_anchor, float(self.cfg.method.triplet_margin))
+        return triplet_objective(self.projector_k, self.prototypes, z_anchor, float(self.cfg.method.triplet_margin),
+                                 hinge=bool(self.cfg.method.triplet_hinge))
 
     # ----- step 2: MATS (eqs. 40-44) -----------------------------------------------------------------------------
     def attack_gradient(self, x_query: Tensor, actionlet: Tensor) -> Tensor:

@@ -59,9 +59,13 @@ class ActionPrototypes(nn.Module):
 
 
 def triplet_objective(head: Callable[[Tensor], Tensor], prototypes: ActionPrototypes, static_embedding: Tensor,
-                      margin: float = 0.2) -> Objective:
+                      margin: float = 0.2, hinge: bool = True) -> Objective:
     """Eq. 36 as an objective of the pooled offline features: I(h) = [sim(z, p) − sim(z, b) + γ]_+ with
-    z = g_k(h) normalised, p its nearest prototype and b = static_embedding (1, D) normalised."""
+    z = g_k(h) normalised, p its nearest prototype and b = static_embedding (1, D) normalised.
+
+    hinge=False drops the [.]_+: where eq. 36's hinge is zero (z nearer the static anchor than its prototype
+    by more than γ) its gradient, and so the actionlet and the FGSM step made from it, is zero; without the
+    hinge every sequence gets the gradient of sim(z, p) − sim(z, b)."""
     if not prototypes.is_set:
         raise RuntimeError("ActCLR+ has no action prototypes yet: refresh them (ActCLRPlus.refresh_prototypes) "
                            "before selecting actionlets")
@@ -70,6 +74,7 @@ def triplet_objective(head: Callable[[Tensor], Tensor], prototypes: ActionProtot
     def objective(pooled: Tensor) -> Tensor:
         z = F.normalize(head(pooled), dim=1)
         p = prototypes.centers[prototypes.nearest(z)].to(z.dtype)
-        return torch.relu((z * p).sum(dim=1) - (z * b).sum(dim=1) + margin)
+        value = (z * p).sum(dim=1) - (z * b).sum(dim=1) + margin
+        return torch.relu(value) if hinge else value
 
     return objective

@@ -90,6 +90,10 @@ def configure_output(verbose: bool = False, progress: bool = True) -> None:
     """Set how much the process prints: `verbose` shows the libraries' tips and deprecation warnings in their own
     format; `progress=False` turns every progress bar and per-epoch line off."""
     _state["verbose"], _state["progress"] = bool(verbose), bool(progress)
+    try:  # Lightning sets its logger to INFO when it is imported: import it first so that our level stays
+        import lightning.pytorch  # noqa: F401
+    except ImportError:  # pragma: no cover - a dependency; without it there is nothing to quiet
+        pass
     level = logging.INFO if verbose else logging.WARNING
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(level)

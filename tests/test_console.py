@@ -125,6 +125,14 @@ def test_no_progress_turns_the_epoch_lines_off(capsys, tiny_dataset, tmp_path):
     assert code == 0 and not [line for line in out.splitlines() if line.startswith("epoch ")]
 
 
+def test_lightning_info_lines_stay_hidden_when_lightning_is_imported_after_the_setup():
+    """The benchmarks set the output up before they import Lightning, whose import sets its logger to INFO."""
+    code = ("from skelssl.console import configure_output; configure_output(); import logging, lightning.pytorch; "
+            "print(logging.getLogger('lightning.pytorch').getEffectiveLevel())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.stdout.strip() == "30"  # logging.WARNING
+
+
 def test_info_into_a_closed_pipe_ends_quietly(tiny_dataset):
     """`skelssl info DIR | head -0`: the reader has gone before skelssl writes."""
     proc = subprocess.Popen([sys.executable, "-m", "skelssl.cli", "info", str(tiny_dataset)],

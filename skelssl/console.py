@@ -156,11 +156,11 @@ class Progress:
             if now - self._last_draw >= 0.2 or (self.total and self.done >= self.total):
                 self._last_draw = now
                 self._write("\r" + self.line(now) + "\033[K", "")
-        elif self.total:
-            while self._next_tenth <= 10 and self.done * 10 >= self._next_tenth * self.total:
-                if self._next_tenth < 10:  # the last tenth is the closing line
-                    self._write(self.line(), "\n")
-                self._next_tenth += 1
+        elif self.total and self._next_tenth < 10 and self.done * 10 >= self._next_tenth * self.total:
+            # one line however many tenths this update crossed; the last tenth is the closing line
+            self._next_tenth = min(10, self.done * 10 // self.total + 1)
+            if self.done < self.total:
+                self._write(self.line(), "\n")
 
     def close(self) -> None:
         if self._closed:

@@ -60,6 +60,15 @@ def test_progress_to_a_file_prints_a_line_per_tenth_with_the_eta():
     assert lines[-1] == "features: 100/100 sequences (100 %) in 0:10"
 
 
+def test_progress_to_a_file_prints_one_line_for_an_update_that_crosses_several_tenths():
+    stream = io.StringIO()
+    with console.Progress(256, "key pass", "sequences", stream=stream, clock=_Clock()) as bar:
+        for _ in range(4):
+            bar.update(64)
+    assert [line.split(":")[1].split("(")[0].strip() for line in stream.getvalue().splitlines()] == [
+        "64/256 sequences", "128/256 sequences", "192/256 sequences", "256/256 sequences"]
+
+
 def test_progress_on_a_terminal_redraws_one_line():
     stream = _Terminal()
     bar = console.Progress(3, "k-means", "iterations", stream=stream, clock=_Clock())

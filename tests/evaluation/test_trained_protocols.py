@@ -15,6 +15,7 @@ from skelssl.data.prepared import PreparedMeta, load_meta, open_data, write_prep
 from skelssl.errors import UserError
 from skelssl.evaluation import evaluate_checkpoints, evaluate_method, extract_features
 from skelssl.evaluation import finetune as finetune_module
+from skelssl.evaluation.batchnorm import recompute_batchnorm_statistics
 from skelssl.evaluation.finetune import FinetuneConfig, finetune, fresh_backbone
 from skelssl.skeleton.layouts import KINECT20, Layout
 
@@ -94,6 +95,76 @@ def test_finetune_leaves_the_callers_rng_alone():
     after = torch.rand(3)
     torch.manual_seed(11)
     assert torch.equal(after, torch.rand(3))
+
+
+class DropoutThenNorm(nn.Module):
+    """Linear -> dropout -> BatchNorm: the BatchNorm sees dropout's rescaled activations in train mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+        self.drop = nn.Dropout(0.5)
+        self.bn = nn.BatchNorm1d(4)
+
+    def forward(self, x):
+        return self.bn(self.drop(self.fc(x)))
+
+
+def test_recomputed_statistics_are_those_of_the_current_weights_without_dropout():
+    torch.manual_seed(0)
+    module = DropoutThenNorm()
+    module.bn.running_mean.fill_(100.0)  # stale statistics, far from the data's
+    data = torch.randn(24, 3) * 2 + 1
+    batches = [data[:8], data[8:16], data[16:]]
+    rng = torch.get_rng_state()
+    seen = recompute_batchnorm_statistics(module, iter(batches))
+    assert seen == 3 and torch.equal(torch.get_rng_state(), rng)  # dropout off: no random number drawn
+    with torch.no_grad():  # by hand: the BatchNorm's inputs are fc(x), dropout off
+        inputs = [module.fc(b) for b in batches]
+    mean = sum(i.mean(0) for i in inputs) / 3  # equal batches, equal weights
+    var = sum(i.var(0, unbiased=True) for i in inputs) / 3
+    assert torch.allclose(module.bn.running_mean, mean, atol=1e-5)
+    assert torch.allclose(module.bn.running_var, var, atol=1e-5)
+    assert module.bn.momentum == 0.1 and not module.training and not module.bn.training
+
+
+def test_recomputing_over_no_batch_or_failing_half_way_keeps_the_statistics():
+    module = DropoutThenNorm()
+    module.bn.running_mean.fill_(7.0)
+    assert recompute_batchnorm_statistics(module, iter([])) == 0
+    assert torch.all(module.bn.running_mean == 7.0)
+
+    def failing():
+        yield torch.randn(4, 3)
+        raise RuntimeError("disk gone")
+
+    with pytest.raises(RuntimeError):
+        recompute_batchnorm_statistics(module, failing())
+    assert torch.all(module.bn.running_mean == 7.0) and module.bn.momentum == 0.1
+
+
+def test_finetune_tests_with_the_statistics_of_its_final_weights():
+    """The running averages after 15 epochs at momentum 0.1 only approach the data's statistics; the test
+    pass must use the exact ones (the bug: eval mode on lagging averages predicted one class)."""
+    torch.manual_seed(0)
+    encoder = ToyEncoder()
+    (train_x, train_y), (test_x, test_y) = toy_data(1, 96), toy_data(2, 48)
+    finetune(encoder, train_x, train_y, test_x, test_y, 2, FinetuneConfig(**FAST), transform=lambda x: x,
+             eval_batch_size=96)  # one batch: the recomputed statistics are the whole set's
+    channel_means = train_x.mean(dim=(2, 3, 4))  # the BatchNorm's input, by hand
+    assert torch.allclose(encoder.bn.running_mean, channel_means.mean(0), atol=1e-5)
+    assert torch.allclose(encoder.bn.running_var, channel_means.var(0, unbiased=True), atol=1e-5)
+
+
+def test_precise_batchnorm_changes_no_weight_and_only_the_test_pass():
+    on_encoder, _, on = run_toy(precise_bn=True)
+    off_encoder, _, off = run_toy(precise_bn=False)
+    for (name, a), (_, b) in zip(on_encoder.named_parameters(), off_encoder.named_parameters()):
+        assert torch.equal(a, b), name  # training is bit-identical
+    assert not torch.equal(on_encoder.bn.running_mean, off_encoder.bn.running_mean)
+    assert not torch.equal(on["test_logits"], off["test_logits"])
+    frozen_encoder, start, _ = run_toy(batchnorm="frozen", precise_bn=True)
+    assert torch.equal(frozen_encoder.bn.running_mean, start["bn.running_mean"])  # frozen stays frozen
 
 
 def test_finetune_config_errors():

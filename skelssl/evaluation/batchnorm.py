@@ -1,0 +1,62 @@
+"""BatchNorm statistics recomputed for the weights at hand ("precise BatchNorm").
+
+A network trained in train mode keeps exponential running averages of its BatchNorm inputs; at test time
+(eval mode) those averages replace the batch statistics. Two things make them wrong for the current weights:
+they average over the last ~1/momentum steps, during which the weights moved (a lot, at finetuning's lr 0.1
+in the first epochs), and they were taken with dropout on, whose rescaled activations have a larger variance
+than the test-time ones. Measured on the synthetic set (ST-GCN, 4 epochs of supervised training, lr 0.1):
+eval mode predicts one class for every test sequence (8.3 %, chance) while the same weights with recomputed
+statistics reach 35 %. Recomputing the statistics over the training data, with the final weights and
+dropout off (the test-time condition), removes both errors without touching a weight; it costs one forward
+pass over the training data without gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["recompute_batchnorm_statistics", "has_batchnorm"]
+
+
+def has_batchnorm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+@torch.no_grad()
+def recompute_batchnorm_statistics(module: nn.Module, batches: Iterable[Tensor],
+                                   forward: Callable[[Tensor], object] | None = None) -> int:
+    """Replace the running mean and variance of every BatchNorm in `module` by the average, over `batches`,
+    of the batch statistics the current weights give (equal weight per batch), with every other module
+    (dropout above all) in eval mode. `forward(batch)` runs the module (default `module(batch)`).
+
+    Returns the number of batches seen (0, or an error on the way: the statistics are left as they were). Draws no random numbers;
+    leaves the module in eval mode and each BatchNorm's momentum as it was.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return 0
+    saved = [(m, m.momentum, m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone())
+             for m in norms]
+    module.eval()
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average: batch k enters with weight 1/k
+        m.train()
+    seen, completed = 0, False
+    try:
+        for batch in batches:
+            (forward or module)(batch)
+            seen += 1
+        completed = True
+    finally:
+        for m, momentum, mean, var, count in saved:
+            m.momentum = momentum
+            m.eval()
+            if seen == 0 or not completed:  # nothing seen, or an error half-way: the statistics as they were
+                m.running_mean.copy_(mean)
+                m.running_var.copy_(var)
+                m.num_batches_tracked.copy_(count)
+    return seen

@@ -12,6 +12,7 @@ import torch
 
 from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.prepared import open_data
+from skelssl.config import model_label
 from skelssl.errors import UserError
 from skelssl.evaluation import ResultRecord
 from skelssl.methods.core.base import MoCoMethod
@@ -35,7 +36,7 @@ def analyze_actionlets(method: MoCoMethod, out_dir: Path, device: torch.device, 
     if "actionlets" in test.meta.extra_arrays:
         truth = np.asarray(open_data(cfg.data.root, "actionlets")[test.indices[rows]]).astype(bool)
         scores = actionlet_scores(predicted, truth)
-        common = dict(dataset=cfg.data.dataset, split=cfg.data.split, model=method.name, stream=cfg.data.stream,
+        common = dict(dataset=cfg.data.dataset, split=cfg.data.split, model=model_label(cfg), stream=cfg.data.stream,
                       protocol="actionlet")
         for metric in ("precision", "recall", "iou", "chance_precision"):
             records.append(ResultRecord.from_fraction(metric=metric, fraction=scores[metric], **common))
@@ -147,7 +148,7 @@ def _sweep_method(run_dir: str) -> Any:
     from skelssl.checkpoints import LAST_CHECKPOINT, read_checkpoint
 
     cfg = OmegaConf.create(read_checkpoint(Path(run_dir) / LAST_CHECKPOINT)["hyper_parameters"]["cfg"])
-    return SimpleNamespace(cfg=cfg, name=str(cfg.method.name))
+    return SimpleNamespace(cfg=cfg, name=model_label(cfg))
 
 
 def analyze_segmentation(method: MoCoMethod, out_dir: Path, device: torch.device, model_name: str,

@@ -140,7 +140,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from skelssl.analyze import analyze_actionlets, analyze_tsne
     from skelssl.checkpoints import method_from_checkpoint, run_dir_of
-    from skelssl.config import parse_overrides
+    from skelssl.config import model_label, parse_overrides
     from skelssl.evaluation import pick_device
 
     overrides = parse_overrides(args.overrides)
@@ -158,7 +158,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         return 0
     method = method_from_checkpoint(args.checkpoint, overrides)
     device = pick_device(method.cfg.trainer.accelerator)
-    models = [(method, method.name)]
+    models = [(method, model_label(method.cfg))]
     if args.with_random_init:
         models.append((method_from_checkpoint(args.checkpoint, overrides, load_weights=False), "random_init"))
     records, paths = [], []

@@ -276,6 +276,21 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
     return cfg
 
 
+def model_label(cfg: Any) -> str:
+    """The name results carry for a run's model: its method, led by each enabled plug-in as the method pieces
+    are named (prosl-skeletonclr, prosl-hico), and `@encoder` where the encoder is not the method's own
+    (a2mc@bigru): two runs that differ in either never share a name, so one results.json keeps both."""
+    method = str(cfg.method.name)
+    plugins = cfg.get("plugins") or {}
+    enabled = sorted(str(name) for name, node in plugins.items() if node is not None and node.get("enabled", False))
+    label = "-".join(enabled + [method])
+    encoder = str(cfg.model.get("encoder", BASE_DEFAULTS["model"]["encoder"]))
+    own = BASE_DEFAULTS["model"]["encoder"]
+    if method in piece_names("methods"):
+        own = str(_load_yaml(piece_path("methods", method)).get("model", {}).get("encoder", own))
+    return label if encoder == own else f"{label}@{encoder}"
+
+
 def migrate_config(saved: dict[str, Any]) -> dict[str, Any]:
     """A config saved by an earlier version (in a checkpoint), with moved keys in their new places."""
     cfg = OmegaConf.create(saved)

@@ -14,7 +14,7 @@ import torch
 from omegaconf import OmegaConf
 
 from skelssl.checkpoints import method_from_checkpoint, read_checkpoint, run_dir_of
-from skelssl.config import check_keys
+from skelssl.config import check_keys, model_label
 from skelssl.evaluation.fusion import StreamScores
 from skelssl.evaluation.protocols import EvalContext, get_protocol
 from skelssl.evaluation.results import ResultRecord
@@ -67,7 +67,7 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[
                          per_checkpoint: dict[Path, list[ResultRecord]] | None = None,
                          out_dir: str | Path | None = None,
                          per_checkpoint_scores: dict[Path, list[StreamScores]] | None = None) -> list[ResultRecord]:
-    """Records of every protocol for every checkpoint (model name: its method), and once per distinct
+    """Records of every protocol for every checkpoint (model name: skelssl.config.model_label, its method with plug-ins and encoder), and once per distinct
     architecture, seed and data, the random-init baseline (model "random_init") when asked for.
 
     overrides: data.* / eval.* / trainer.* values applied to each checkpoint's saved config (checked for typos).
@@ -85,7 +85,7 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[
             check_keys(overrides, saved, "the command line")
         cfg = OmegaConf.merge(saved, overrides or {})
         run_device = device or pick_device(str(cfg.trainer.accelerator))
-        models = [(str(cfg.method.name), True)]
+        models = [(model_label(cfg), True)]
         baseline_key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.data),
                                    int(cfg.trainer.seed), cfg.method.feature_dim], sort_keys=True, default=str)
         if with_random_init and baseline_key not in baselines_done:

@@ -160,7 +160,11 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     device = pick_device(method.cfg.trainer.accelerator)
     models = [(method, model_label(method.cfg))]
     if args.with_random_init:
-        models.append((method_from_checkpoint(args.checkpoint, overrides, load_weights=False), "random_init"))
+        from skelssl.evaluation.runner import prepare_random_init
+
+        random_init = method_from_checkpoint(args.checkpoint, overrides, load_weights=False)
+        prepare_random_init(random_init, device)
+        models.append((random_init, "random_init"))
     records, paths = [], []
     if args.what == "actionlets":
         records, paths = analyze_actionlets(method, out_dir, device, limit=args.limit)

@@ -13,12 +13,12 @@ pass over the training data without gradients.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["recompute_batchnorm_statistics", "has_batchnorm"]
+__all__ = ["recompute_batchnorm_statistics", "has_batchnorm", "calibrate_on_training_split", "RANDOM_INIT_BATCHNORM"]
 
 
 def has_batchnorm(module: nn.Module) -> bool:
@@ -60,3 +60,27 @@ def recompute_batchnorm_statistics(module: nn.Module, batches: Iterable[Tensor],
                 m.running_var.copy_(var)
                 m.num_batches_tracked.copy_(count)
     return seen
+
+
+RANDOM_INIT_BATCHNORM = ("data", "init")
+
+
+def calibrate_on_training_split(method: Any, cfg: Any, device: torch.device) -> int:
+    """The backbone's BatchNorm statistics recomputed over the train part of cfg.data (no labels read), for
+    the random-init baseline (`eval.random_init_batchnorm=data`).
+
+    A random-init encoder's statistics are their initial values (mean 0, variance 1), while a pretrained
+    encoder's describe the data: read in eval mode, the random encoder's features are then those of a network
+    that never saw its inputs' scale, which makes the baseline weaker than a random network is (synthetic,
+    ST-GCN: 1-NN 24.4 % with the initial statistics, 45.6 % with the data's). Returns the batches seen."""
+    from skelssl.data.dataset import SkeletonDataset
+    from skelssl.evaluation.features import load_batch
+    from skelssl.evaluation.inputs import model_input
+
+    train = SkeletonDataset(cfg.data.root, cfg.data.split, "train")
+    transform = model_input(method, train.layout)
+    data, size = train.array(), int(cfg.eval.batch_size)
+    encoder = method.backbone.to(device)
+    batches = (transform(load_batch(data, slice(s, min(s + size, len(data))), device))
+               for s in range(0, len(data), size))
+    return recompute_batchnorm_statistics(encoder, batches)

@@ -15,11 +15,13 @@ from omegaconf import OmegaConf
 
 from skelssl.checkpoints import method_from_checkpoint, read_checkpoint, run_dir_of
 from skelssl.config import check_keys, model_label
+from skelssl.errors import UserError
+from skelssl.evaluation.batchnorm import RANDOM_INIT_BATCHNORM, calibrate_on_training_split
 from skelssl.evaluation.fusion import StreamScores
 from skelssl.evaluation.protocols import EvalContext, get_protocol
 from skelssl.evaluation.results import ResultRecord
 
-__all__ = ["pick_device", "evaluate_checkpoints", "evaluate_method"]
+__all__ = ["pick_device", "evaluate_checkpoints", "evaluate_method", "prepare_random_init"]
 
 
 def pick_device(accelerator: str = "auto") -> torch.device:
@@ -60,6 +62,16 @@ def evaluate_method(method: Any, protocols: Sequence[str], model_name: str, devi
     return records
 
 
+def prepare_random_init(method: Any, device: torch.device) -> None:
+    """The random-init baseline as `eval.random_init_batchnorm` asks: "data" (default) gives its BatchNorm
+    layers the statistics of the train part (skelssl.evaluation.batchnorm), "init" leaves them as drawn."""
+    mode = str(method.cfg.eval.random_init_batchnorm)
+    if mode not in RANDOM_INIT_BATCHNORM:
+        raise UserError(f"eval.random_init_batchnorm must be one of {', '.join(RANDOM_INIT_BATCHNORM)}, got '{mode}'")
+    if mode == "data":
+        calibrate_on_training_split(method, method.cfg, device)
+
+
 def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[str],
                          overrides: dict[str, Any] | None = None, *, with_random_init: bool = False,
                          device: torch.device | None = None, progress: bool = False,
@@ -95,6 +107,8 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[
             if announce:
                 print(f"[evaluate] {model_name} ({', '.join(protocols)}) from {path} ...", flush=True)
             method = method_from_checkpoint(path, overrides, load_weights=load_weights)
+            if not load_weights:
+                prepare_random_init(method, run_device)
             scores: list[StreamScores] = []
             found = evaluate_method(method, protocols, model_name, run_device, progress=progress,
                                     artifacts_dir=Path(out_dir) if out_dir else run_dir_of(path), scores=scores)

@@ -187,6 +187,30 @@ def test_supervised_starts_from_the_runs_random_init(tiny_run):
     assert any(not torch.equal(fresh[k], own[k]) for k in own)
 
 
+def test_random_init_baseline_reads_the_training_data_statistics(tiny_run):
+    """eval.random_init_batchnorm=data: the random encoder's input BatchNorm holds the mean and variance of the
+    train part by hand (one batch: eval.batch_size above the sample count); "init" leaves mean 0, variance 1."""
+    from skelssl.data.dataset import SkeletonDataset
+    from skelssl.evaluation.runner import prepare_random_init
+
+    ckpt = tiny_run / LAST_CHECKPOINT
+    method = method_from_checkpoint(ckpt, {"eval": {"batch_size": 100000}}, load_weights=False)
+    prepare_random_init(method, torch.device("cpu"))
+    cfg = method.cfg
+    train = np.asarray(SkeletonDataset(cfg.data.root, cfg.data.split, "train").array(), dtype=np.float64)
+    per_channel = train.transpose(3, 1, 0, 2, 4).reshape(train.shape[3] * train.shape[1], -1)  # (V·C, N·T·M)
+    bn = method.backbone.data_bn  # its channel v·C + c sees joint v, coordinate c over samples, frames, persons
+    assert np.allclose(bn.running_mean.numpy(), per_channel.mean(1), atol=1e-4)
+    assert np.allclose(bn.running_var.numpy(), per_channel.var(1, ddof=1), rtol=1e-3, atol=1e-5)
+
+    untouched = method_from_checkpoint(ckpt, {"eval": {"random_init_batchnorm": "init"}}, load_weights=False)
+    prepare_random_init(untouched, torch.device("cpu"))
+    assert torch.all(untouched.backbone.data_bn.running_mean == 0)
+    with pytest.raises(UserError, match="random_init_batchnorm"):
+        prepare_random_init(method_from_checkpoint(ckpt, {"eval": {"random_init_batchnorm": "x"}},
+                                                   load_weights=False), torch.device("cpu"))
+
+
 def test_semi_finetune_supervised_end_to_end(tiny_run, tiny_dataset, monkeypatch, tmp_path):
     seen: list[np.ndarray] = []
     real = finetune_module.finetune

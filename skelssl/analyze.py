@@ -21,7 +21,7 @@ from skelssl.methods.core.base import MoCoMethod
 def analyze_actionlets(method: MoCoMethod, out_dir: Path, device: torch.device, pictures: int = 4,
                        limit: int | None = None) -> tuple[list[ResultRecord], list[Path]]:
     """Actionlets of the test sequences; precision/recall/IoU when the dataset has ground truth."""
-    from skelssl.analysis.actionlets import actionlet_scores, plot_actionlet, predict_actionlets
+    from skelssl.analysis.actionlets import actionlet_scores, plot_actionlet, predict_actionlets, ranking_auc
     from skelssl.analysis.pictures import animate_actionlet
 
     if not hasattr(method, "actionlet"):
@@ -38,7 +38,9 @@ def analyze_actionlets(method: MoCoMethod, out_dir: Path, device: torch.device, 
         scores = actionlet_scores(predicted, truth)
         common = dict(dataset=cfg.data.dataset, split=cfg.data.split, model=model_label(cfg), stream=cfg.data.stream,
                       protocol="actionlet")
-        for metric in ("precision", "recall", "iou", "chance_precision"):
+        # the soft scores' ranking, threshold-free: does the map put the moving cells first at all?
+        scores["auc"] = ranking_auc(predict_actionlets(method, data[rows], device=device, soft=True), truth)
+        for metric in ("precision", "recall", "iou", "chance_precision", "auc"):
             records.append(ResultRecord.from_fraction(metric=metric, fraction=scores[metric], **common))
     paths = []
     names = test.meta.class_names

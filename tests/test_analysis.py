@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from skelssl.analysis.actionlets import actionlet_scores
+from skelssl.analysis.actionlets import actionlet_scores, ranking_auc
 from skelssl.cli import main
 from tests.conftest import tiny_overrides
 
@@ -24,6 +24,17 @@ def test_actionlet_scores_hand_counted():
         actionlet_scores(pred[:, :1], truth)
 
 
+def test_ranking_auc_hand_counted():
+    # true cells score 0.9 and 0.4, the others 0.8, 0.1 and 0.4: of the 6 (true, other) pairs, 0.9 beats all
+    # three, 0.4 beats 0.1, ties 0.4 (half) and loses to 0.8 -> (3 + 1 + 0.5) / 6
+    scores = np.array([[[0.9, 0.8, 0.1, 0.4, 0.4]]])
+    truth = np.array([[[True, False, False, True, False]]])
+    assert ranking_auc(scores, truth) == pytest.approx(4.5 / 6)
+    assert ranking_auc(1 - scores, truth) == pytest.approx(1.5 / 6)
+    with pytest.raises(ValueError, match="both inside and outside"):
+        ranking_auc(scores, np.ones_like(truth))
+
+
 def test_analyze_actionlets_and_tsne_write_pngs_and_records(tiny_dataset, tmp_path):
     run_dir = tmp_path / "run"
     assert main(["pretrain", *tiny_overrides(tiny_dataset, run_dir, **{
@@ -34,7 +45,7 @@ def test_analyze_actionlets_and_tsne_write_pngs_and_records(tiny_dataset, tmp_pa
     assert pngs and all(p.stat().st_size > 1000 for p in pngs)
     records = json.loads((run_dir / "results.json").read_text())
     metrics = {r["metric"]: r["value"] for r in records if r["protocol"] == "actionlet"}
-    assert set(metrics) == {"precision", "recall", "iou", "chance_precision"}
+    assert set(metrics) == {"precision", "recall", "iou", "chance_precision", "auc"}
     assert all(0.0 <= v <= 100.0 for v in metrics.values())
     assert main(["analyze", "tsne", "--checkpoint", ckpt]) == 0
     assert (run_dir / "analysis" / "tsne_actclr.png").stat().st_size > 1000

@@ -60,6 +60,21 @@ def actionlet_scores(predicted: Tensor | np.ndarray, truth: Tensor | np.ndarray)
     }
 
 
+def ranking_auc(scores: Tensor | np.ndarray, truth: Tensor | np.ndarray) -> float:
+    """Area under the ROC curve of soft actionlet scores (N, T, V) against ground-truth masks: the chance that
+    a true actionlet cell scores above a cell outside it (ties count half), whatever the threshold. 0.5 = a map
+    that does not rank the action's cells first; precision at any threshold can only pass chance above it."""
+    from sklearn.metrics import roc_auc_score
+
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    t = np.asarray(truth).astype(bool).ravel()
+    if s.shape != t.shape:
+        raise ValueError(f"scores {np.asarray(scores).shape} and ground truth {np.asarray(truth).shape} differ")
+    if t.all() or not t.any():
+        raise ValueError("the ranking AUC needs cells both inside and outside the true actionlets")
+    return float(roc_auc_score(t, s))
+
+
 def plot_actionlet(sequence: np.ndarray, mask: np.ndarray, layout: Layout, path: str | Path,
                    frames: int = 5, title: str = "", truth: np.ndarray | None = None) -> Path:
     """PNG of person 0 at `frames` evenly spaced frames (front view, x-y), actionlet joints in red.

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from skelssl.config import model_label
 from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.prepared import open_data
-from skelssl.config import model_label
 from skelssl.errors import UserError
 from skelssl.evaluation import ResultRecord
 from skelssl.methods.core.base import MoCoMethod

@@ -92,9 +92,9 @@ BASE_DEFAULTS: dict[str, Any] = {
         "finetune_batch_size": 128,
         "finetune_eval_every": 5,
         "finetune_batchnorm": "train",  # "frozen": the official code's eval-mode finetune (BatchNorm, dropout off)
-        "finetune_precise_bn": True,
+        "finetune_precise_bn": True,  # BatchNorm statistics recomputed with the current weights before each test
         # random-init baseline: "data" = BatchNorm statistics of the train part (no labels), "init" = as initialised
-        "random_init_batchnorm": "data",  # BatchNorm statistics recomputed with the current weights before each test
+        "random_init_batchnorm": "data",
         "finetune_augment": False,  # true: the method's normal augmentations (shear, crop) on training batches
         "semi_percents": [1, 10],  # class-balanced label subsets, percent of each class (5 and 20 also common)
         "fusion_weights": {"joint": 0.6, "bone": 0.6, "motion": 0.4},  # AimCLR §4.2 [0.6, 0.6, 0.4]

@@ -18,11 +18,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["recompute_batchnorm_statistics", "has_batchnorm", "calibrate_on_training_split", "RANDOM_INIT_BATCHNORM"]
-
-
-def has_batchnorm(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+__all__ = ["recompute_batchnorm_statistics", "calibrate_on_training_split", "RANDOM_INIT_BATCHNORM"]
 
 
 @torch.no_grad()
@@ -32,8 +28,8 @@ def recompute_batchnorm_statistics(module: nn.Module, batches: Iterable[Tensor],
     of the batch statistics the current weights give (equal weight per batch), with every other module
     (dropout above all) in eval mode. `forward(batch)` runs the module (default `module(batch)`).
 
-    Returns the number of batches seen (0, or an error on the way: the statistics are left as they were). Draws no random numbers;
-    leaves the module in eval mode and each BatchNorm's momentum as it was.
+    Returns the number of batches seen (0, or an error on the way: the statistics are left as they were).
+    Draws no random numbers; leaves the module in eval mode and each BatchNorm's momentum as it was.
     """
     norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not norms:

@@ -3,8 +3,9 @@
 - "csv" (RUN/logs/version_k/metrics.csv, hparams.yaml) and "tensorboard" (RUN/tensorboard/) come with the
   default install and are on by default;
 - "mlflow" (`pip install 'skelssl[mlflow]'`): an MLflow run in experiment `tracking.experiment` at
-  `tracking.mlflow_tracking_uri` (default: a SQLite database RUN/../mlflow.db, shared by the runs of one
-  folder; `mlflow ui --backend-store-uri sqlite:///RUN/../mlflow.db` shows them);
+  `tracking.mlflow_tracking_uri` (default: a SQLite database RUN/../mlflow.db and artifacts in
+  RUN/../mlartifacts, shared by the runs of one folder; `mlflow ui --backend-store-uri
+  sqlite:///RUN/../mlflow.db` shows them);
 - "wandb" (`pip install 'skelssl[wandb]'`): a Weights & Biases run in project `tracking.experiment`
   (`tracking.wandb_entity`, `tracking.wandb_offline`).
 
@@ -88,8 +89,10 @@ def build_loggers(cfg: Any, run_dir: str | Path) -> list[Any]:
 
         # MLflow 3 keeps its file store only on request; its own advice is a SQLite database
         uri = settings["mlflow_tracking_uri"] or f"sqlite:///{run_dir.resolve().parent / 'mlflow.db'}"
+        # the artifacts beside the database too: MLflow's default is ./mlruns in whatever folder the user is in
+        artifacts = None if settings["mlflow_tracking_uri"] else (run_dir.resolve().parent / "mlartifacts").as_uri()
         logger = MLFlowLogger(experiment_name=str(settings["experiment"]), run_name=run_name, tracking_uri=uri,
-                              run_id=known.get("mlflow", {}).get("run_id"))
+                              run_id=known.get("mlflow", {}).get("run_id"), artifact_location=artifacts)
         known["mlflow"] = {"run_id": logger.run_id, "tracking_uri": uri, "experiment": str(settings["experiment"])}
         loggers.append(logger)
     if "wandb" in names:

@@ -57,9 +57,12 @@ def test_results_table_reaches_tensorboard(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mlflow") is None, reason="MLflow is not installed (skelssl[mlflow])")
-def test_mlflow_run_gets_the_config_metrics_and_results(tmp_path):
+def test_mlflow_run_gets_the_config_metrics_and_results(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
+    elsewhere = tmp_path / "where-the-user-is"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # MLflow's default artifact store is ./mlruns: nothing may land here
     cfg = _cfg(tmp_path, ["mlflow"])
     (logger,) = build_loggers(cfg, tmp_path)
     logger.log_hyperparams({"cfg": OmegaConf.to_container(cfg)})
@@ -71,3 +74,4 @@ def test_mlflow_run_gets_the_config_metrics_and_results(tmp_path):
     assert run.data.params["cfg/method/name"] == "skeletonclr"
     assert run.data.metrics["train/loss"] == 3.5
     assert run.data.metrics["results.linear.top1.skeletonclr.joint.synthetic"] == 52.25
+    assert list(elsewhere.iterdir()) == []  # artifacts went beside the database (RUN/../mlartifacts)

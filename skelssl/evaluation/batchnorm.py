@@ -18,15 +18,15 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["recompute_batchnorm_statistics", "calibrate_on_training_split", "RANDOM_INIT_BATCHNORM"]
+__all__ = ["recompute_batchnorm_statistics", "recompute_over_data", "calibrate_on_training_split",
+           "RANDOM_INIT_BATCHNORM"]
 
 
 @torch.no_grad()
-def recompute_batchnorm_statistics(module: nn.Module, batches: Iterable[Tensor],
-                                   forward: Callable[[Tensor], object] | None = None) -> int:
+def recompute_batchnorm_statistics(module: nn.Module, batches: Iterable[Tensor]) -> int:
     """Replace the running mean and variance of every BatchNorm in `module` by the average, over `batches`,
     of the batch statistics the current weights give (equal weight per batch), with every other module
-    (dropout above all) in eval mode. `forward(batch)` runs the module (default `module(batch)`).
+    (dropout above all) in eval mode.
 
     Returns the number of batches seen (0, or an error on the way: the statistics are left as they were).
     Draws no random numbers; leaves the module in eval mode and each BatchNorm's momentum as it was.
@@ -44,7 +44,7 @@ def recompute_batchnorm_statistics(module: nn.Module, batches: Iterable[Tensor],
     seen, completed = 0, False
     try:
         for batch in batches:
-            (forward or module)(batch)
+            module(batch)
             seen += 1
         completed = True
     finally:
@@ -58,11 +58,23 @@ def recompute_batchnorm_statistics(module: nn.Module, batches: Iterable[Tensor],
     return seen
 
 
+def recompute_over_data(module: nn.Module, data: Any, transform: Callable[[Tensor], Tensor], device: torch.device,
+                        batch_size: int) -> int:
+    """`recompute_batchnorm_statistics` over every row of `data` (N, C, T, V, M), an array or memmap read in
+    slices of `batch_size`, moved to `device` and passed through `transform` (the model input), unaugmented
+    as at test time."""
+    from skelssl.evaluation.features import load_batch
+
+    batches = (transform(load_batch(data, slice(s, min(s + batch_size, len(data))), device))
+               for s in range(0, len(data), batch_size))
+    return recompute_batchnorm_statistics(module, batches)
+
+
 RANDOM_INIT_BATCHNORM = ("data", "init")
 
 
-def calibrate_on_training_split(method: Any, cfg: Any, device: torch.device) -> int:
-    """The backbone's BatchNorm statistics recomputed over the train part of cfg.data (no labels read), for
+def calibrate_on_training_split(method: Any, device: torch.device) -> int:
+    """The backbone's BatchNorm statistics recomputed over the train part of method.cfg.data (no labels read), for
     the random-init baseline (`eval.random_init_batchnorm=data`).
 
     A random-init encoder's statistics are their initial values (mean 0, variance 1), while a pretrained
@@ -70,13 +82,9 @@ def calibrate_on_training_split(method: Any, cfg: Any, device: torch.device) -> 
     that never saw its inputs' scale, which makes the baseline weaker than a random network is (synthetic,
     ST-GCN: 1-NN 24.4 % with the initial statistics, 45.6 % with the data's). Returns the batches seen."""
     from skelssl.data.dataset import SkeletonDataset
-    from skelssl.evaluation.features import load_batch
     from skelssl.evaluation.inputs import model_input
 
+    cfg = method.cfg
     train = SkeletonDataset(cfg.data.root, cfg.data.split, "train")
-    transform = model_input(method, train.layout)
-    data, size = train.array(), int(cfg.eval.batch_size)
-    encoder = method.backbone.to(device)
-    batches = (transform(load_batch(data, slice(s, min(s + size, len(data))), device))
-               for s in range(0, len(data), size))
-    return recompute_batchnorm_statistics(encoder, batches)
+    return recompute_over_data(method.backbone.to(device), train.array(), model_input(method, train.layout), device,
+                               int(cfg.eval.batch_size))

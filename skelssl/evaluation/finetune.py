@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from skelssl.errors import UserError
-from skelssl.evaluation.batchnorm import recompute_batchnorm_statistics
+from skelssl.evaluation.batchnorm import recompute_over_data
 from skelssl.evaluation.features import load_batch
 from skelssl.evaluation.inputs import model_input
 from skelssl.evaluation.linear import summarize_history
@@ -107,14 +107,6 @@ def _test_logits(encoder: nn.Module, head: nn.Module, data: Any, transform: Call
     finally:
         encoder.train(was_training)
     return torch.cat(chunks) if chunks else torch.empty(0, head.out_features, device=device)
-
-
-def _recompute_statistics(encoder: nn.Module, data: Any, transform: Callable[[Tensor], Tensor],
-                          device: torch.device, batch_size: int) -> None:
-    """BatchNorm statistics of the current weights over every training row, unaugmented (as at test time)."""
-    batches = (transform(load_batch(data, slice(s, min(s + batch_size, len(data))), device))
-               for s in range(0, len(data), batch_size))
-    recompute_batchnorm_statistics(encoder, batches)
 
 
 def finetune(
@@ -195,7 +187,7 @@ def _finetune(encoder: nn.Module, train_data: Any, train_labels: Any, test_data:
         line = f"{label} epoch {epoch}/{cfg.epochs}: loss {total / seen:.4f}"
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             if cfg.precise_bn and cfg.batchnorm == "train":  # frozen: the pretrained statistics stay
-                _recompute_statistics(encoder, train_data, transform, device, eval_batch_size)
+                recompute_over_data(encoder, train_data, transform, device, eval_batch_size)
             logits = _test_logits(encoder, head, test_data, transform, device, eval_batch_size)
             history.append((epoch, (logits.argmax(1) == test_y).float().mean().item() if len(test_y) else 0.0))
             line += f", test top1 {100 * history[-1][1]:.2f} %"

@@ -69,7 +69,7 @@ def prepare_random_init(method: Any, device: torch.device) -> None:
     if mode not in RANDOM_INIT_BATCHNORM:
         raise UserError(f"eval.random_init_batchnorm must be one of {', '.join(RANDOM_INIT_BATCHNORM)}, got '{mode}'")
     if mode == "data":
-        calibrate_on_training_split(method, method.cfg, device)
+        calibrate_on_training_split(method, device)
 
 
 def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[str],
@@ -79,7 +79,8 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[
                          per_checkpoint: dict[Path, list[ResultRecord]] | None = None,
                          out_dir: str | Path | None = None,
                          per_checkpoint_scores: dict[Path, list[StreamScores]] | None = None) -> list[ResultRecord]:
-    """Records of every protocol for every checkpoint (model name: skelssl.config.model_label, its method with plug-ins and encoder), and once per distinct
+    """Records of every protocol for every checkpoint (model name: skelssl.config.model_label, the method with
+    its plug-ins and a foreign encoder), and once per distinct
     architecture, seed and data, the random-init baseline (model "random_init") when asked for.
 
     overrides: data.* / eval.* / trainer.* values applied to each checkpoint's saved config (checked for typos).

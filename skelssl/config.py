@@ -15,117 +15,173 @@ names its new place.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from skelssl.errors import UserError
+from skelssl.settings import (Check, Mapping, Number, Rule, Setting, choice, dataclass_rules, integer,
+                              integers, number, numbers, optional, plain, rules, text, texts)
+from skelssl.tracking import LOGGERS
+from skelssl.transforms.streams import STREAMS
+from skelssl.yamlio import load_yaml
 
 PIECES_DIR = Path(__file__).resolve().parent / "configs"
 PIECE_GROUPS = ("encoders", "methods", "datasets")  # merge order
 
-BASE_DEFAULTS: dict[str, Any] = {
-    "method": {"name": "skeletonclr"},
+def _accelerator_problem(value: Any) -> str | None:
+    """What this machine cannot run: a GPU accelerator without CUDA (or MPS) is refused here, at composition."""
+    if not isinstance(value, str) or value not in ACCELERATORS:
+        return f"must be one of {', '.join(ACCELERATORS)}"
+    if value in ("gpu", "cuda") and not torch.cuda.is_available():
+        return "asks for a CUDA GPU, but this machine has none (torch.cuda.is_available() is False); use auto or cpu"
+    if value == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        return "asks for Apple's MPS, which this machine does not have; use auto or cpu"
+    return None
+
+
+def _devices_problem(value: Any) -> str | None:
+    """Lightning's forms: "auto", a count >= 1, -1 (all), a list of indices, or indices as text ("0,1")."""
+    if value in ("auto", -1, "-1") and not isinstance(value, bool):
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return None
+    if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                 for v in value):
+        return None
+    if isinstance(value, str) and re.fullmatch(r"\d+(,\d+)*,?", value):
+        return None
+    return "must be auto, a number of devices >= 1, -1 (all of them) or a list of device indices such as [0, 1]"
+
+
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+# Lightning's precision values: its names, and the short forms it also takes
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true")
+PRECISION_ALIASES = (16, 32, 64, "16", "32", "64", "bf16")
+MAX_SEED = 2**32 - 1  # Lightning's seed_everything takes 0..2^32-1 (outside it, it silently draws another)
+
+
+def _strategies() -> tuple[str, ...]:
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    return ("auto", *StrategyRegistry.available_strategies())
+
+
+# The built-in settings, each with its rule (skelssl.settings): BASE_DEFAULTS are their defaults.
+BASE_SETTINGS: dict[str, Any] = {
+    "method": {"name": text("skeletonclr")},
     "model": {
-        "encoder": "stgcn",
-        "init": "pytorch",  # "official" = N(0, 0.02) weights, BN N(1, 0.02)
-        "init_from": None,  # a pretraining checkpoint whose encoder + projector start a new run
+        "encoder": text("stgcn"),
+        "init": choice("pytorch", "pytorch", "official"),  # "official" = N(0, 0.02) weights, BN N(1, 0.02)
+        "init_from": optional(text(None)),  # a pretraining checkpoint whose encoder + projector start a new run
     },
     "data": {
-        "dataset": "synthetic",
-        "root": "data/synthetic",
-        "split": "xsub",
-        "stream": "joint",
-        "num_workers": 0,
+        "dataset": text("synthetic"),
+        "root": text("data/synthetic"),
+        "split": text("xsub"),
+        "stream": choice("joint", *STREAMS),
+        "num_workers": integer(0, ge=0),
     },
     "optim": {
-        "name": "sgd",
-        "lr": 0.1,
-        "momentum": 0.9,
-        "weight_decay": 1e-4,
+        "name": choice("sgd", "sgd", "adam", "adamw"),
+        "lr": number(0.1, gt=0),
+        "momentum": number(0.9, ge=0, lt=1),
+        "weight_decay": number(1e-4, ge=0),
         "nesterov": False,
-        "milestones": [250],
-        "gamma": 0.1,
+        "milestones": integers([250], ge=0),
+        "gamma": number(0.1, gt=0),
     },
     "trainer": {
-        "epochs": 300,
-        "batch_size": 128,
-        "accelerator": "auto",
-        "devices": "auto",
-        "strategy": "auto",
-        "num_nodes": 1,
-        "precision": "32-true",
-        "seed": 0,
-        "log_every_n_steps": 10,
-        "checkpoint_every_n_epochs": 1,
-        "checkpoint_every_minutes": 0.0,  # 0 = only at epoch ends; > 0 also inside long epochs
-        "nonfinite": "stop",  # a NaN/inf loss or gradient: "stop" (keep the last good checkpoint) or "skip"
-        "max_nonfinite_skips": 10,  # with nonfinite=skip: stop after this many skipped steps
+        "epochs": integer(300, ge=1),
+        "batch_size": integer(128, ge=1),
+        "accelerator": Setting("auto", Check(_accelerator_problem, f"one of {', '.join(ACCELERATORS)} that this "
+                                                                   "machine has")),
+        "devices": Setting("auto", Check(_devices_problem, "auto, a number of devices >= 1, -1 or a list of "
+                                                           "device indices")),
+        "strategy": Setting("auto", Check(lambda v: None if v in _strategies() else
+                                          f"must be one of {', '.join(_strategies())}", "a Lightning strategy")),
+        "num_nodes": integer(1, ge=1),
+        "precision": Setting("32-true", Check(
+            lambda v: None if any(type(v) is type(o) and v == o for o in PRECISIONS + PRECISION_ALIASES) else
+            f"must be one of {', '.join(PRECISIONS)} (or the short forms 16, 32, 64, bf16)", "a Lightning precision")),
+        "seed": integer(0, ge=0, le=MAX_SEED),
+        "log_every_n_steps": integer(10, ge=1),
+        "checkpoint_every_n_epochs": integer(1, ge=1),
+        "checkpoint_every_minutes": number(0.0, ge=0),  # 0 = only at epoch ends; > 0 also inside long epochs
+        # a NaN/inf loss, gradient, weight or BatchNorm statistic: "stop" (keep the last good checkpoint) or "skip"
+        "nonfinite": choice("stop", "stop", "skip"),
+        "max_nonfinite_skips": integer(10, ge=0),  # with nonfinite=skip: stop after this many skipped steps
         "deterministic": False,  # torch.use_deterministic_algorithms (bit-identical reruns on GPU too)
         "sync_batchnorm": False,  # with several processes: BatchNorm statistics over the global batch
         "progress_bar": True,
-        "threads": 0,  # 0 = torch's default
+        "threads": integer(0, ge=0),  # 0 = torch's default
     },
     "eval": {
-        "batch_size": 256,
-        "knn_k": [10, 20, 40],
-        "knn_temperature": 0.1,
-        "linear_epochs": 100,
-        "linear_lr": 0.1,  # for z-scored features; the official 3.0 goes with linear_standardize=false
-        "linear_momentum": 0.9,
-        "linear_weight_decay": 0.0,
-        "linear_milestones": [80],
-        "linear_batch_size": 128,
-        "linear_eval_every": 5,
+        "batch_size": integer(256, ge=1),
+        "knn_k": integers([10, 20, 40], ge=1, min_length=1),
+        "knn_temperature": number(0.1, gt=0),
+        "linear_epochs": integer(100, ge=1),
+        "linear_lr": number(0.1, gt=0),  # for z-scored features; the official 3.0 goes with linear_standardize=false
+        "linear_momentum": number(0.9, ge=0, lt=1),
+        "linear_weight_decay": number(0.0, ge=0),
+        "linear_milestones": integers([80], ge=0),
+        "linear_batch_size": integer(128, ge=1),
+        "linear_eval_every": integer(5, ge=1),
         "linear_standardize": True,
         # finetune, semi*, supervised, transfer-finetune (skelssl/evaluation/finetune.py: our schedule choice)
-        "finetune_epochs": 100,
-        "finetune_lr": 0.1,
-        "finetune_momentum": 0.9,
-        "finetune_weight_decay": 1e-4,
-        "finetune_milestones": [80],
-        "finetune_gamma": 0.1,
-        "finetune_batch_size": 128,
-        "finetune_eval_every": 5,
-        "finetune_batchnorm": "train",  # "frozen": the official code's eval-mode finetune (BatchNorm, dropout off)
+        "finetune_epochs": integer(100, ge=1),
+        "finetune_lr": number(0.1, gt=0),
+        "finetune_momentum": number(0.9, ge=0, lt=1),
+        "finetune_weight_decay": number(1e-4, ge=0),
+        "finetune_milestones": integers([80], ge=0),
+        "finetune_gamma": number(0.1, gt=0),
+        "finetune_batch_size": integer(128, ge=1),
+        "finetune_eval_every": integer(5, ge=1),
+        # "frozen": the official code's eval-mode finetune (BatchNorm, dropout off)
+        "finetune_batchnorm": choice("train", "train", "frozen"),
         "finetune_precise_bn": True,  # BatchNorm statistics recomputed with the current weights before each test
         # random-init baseline: "data" = BatchNorm statistics of the train part (no labels), "init" = as initialised
-        "random_init_batchnorm": "data",
+        "random_init_batchnorm": choice("data", "data", "init"),
         "finetune_augment": False,  # true: the method's normal augmentations (shear, crop) on training batches
-        "semi_percents": [1, 10],  # class-balanced label subsets, percent of each class (5 and 20 also common)
-        "fusion_weights": {"joint": 0.6, "bone": 0.6, "motion": 0.4},  # AimCLR §4.2 [0.6, 0.6, 0.4]
+        # class-balanced label subsets, percent of each class (5 and 20 also common)
+        "semi_percents": numbers([1, 10], gt=0, le=100, min_length=1),
+        # AimCLR §4.2 [0.6, 0.6, 0.4]
+        "fusion_weights": Setting({"joint": 0.6, "bone": 0.6, "motion": 0.4}, Mapping(Number(ge=0))),
         # segmentation (skelssl/evaluation/segmentation.py): frame-wise linear classifier on dense features
-        "seg_epochs": 30,
-        "seg_lr": 0.1,
-        "seg_batch_size": 256,
-        "seg_max_train_frames": 200000,
-        "seg_chunk_frames": 1024,
-        "seg_context_frames": 128,
-        "seg_frame_step": 1,
+        "seg_epochs": integer(30, ge=1),
+        "seg_lr": number(0.1, gt=0),
+        "seg_batch_size": integer(256, ge=1),
+        "seg_max_train_frames": integer(200000, ge=1),
+        "seg_chunk_frames": integer(1024, ge=1),
+        "seg_context_frames": integer(128, ge=0),
+        "seg_frame_step": integer(1, ge=1),
     },
     # the online KNN monitor while a run trains (skelssl/evaluation/monitor.py)
     "monitor": {
-        "knn_every_n_epochs": 10,  # 0 turns it off
-        "max_train_samples": 5000,  # evenly spaced samples of the train / test parts it encodes
-        "max_test_samples": 2000,
+        "knn_every_n_epochs": integer(10, ge=0),  # 0 turns it off
+        "max_train_samples": integer(5000, ge=1),  # evenly spaced samples of the train / test parts it encodes
+        "max_test_samples": integer(2000, ge=1),
     },
     # experiment trackers (skelssl/tracking.py): any of csv, tensorboard, mlflow, wandb
     "tracking": {
-        "loggers": ["csv", "tensorboard"],
-        "experiment": "skelssl",  # MLflow experiment / W&B project
-        "run_name": None,  # default: the run directory's name
-        "mlflow_tracking_uri": None,  # default: a SQLite database next to the run directory (RUN/../mlflow.db)
-        "wandb_entity": None,
+        "loggers": texts(["csv", "tensorboard"], *LOGGERS),
+        "experiment": text("skelssl"),  # MLflow experiment / W&B project
+        "run_name": optional(text(None)),  # default: the run directory's name
+        # default: a SQLite database next to the run directory (RUN/../mlflow.db)
+        "mlflow_tracking_uri": optional(text(None)),
+        "wandb_entity": optional(text(None)),
         "wandb_offline": False,
     },
-    "run_dir": None,
+    "run_dir": optional(text(None)),
     "resume": False,
     "overwrite": False,  # start a new run in a run_dir that holds one (deleting it)
 }
+BASE_DEFAULTS: dict[str, Any] = plain(BASE_SETTINGS)
 
 # Keys of earlier versions: where they went (None: removed, with the reason).
 MOVED_KEYS: dict[str, str | None] = {
@@ -136,25 +192,38 @@ MOVED_KEYS: dict[str, str | None] = {
 REMOVED_BECAUSE = {"data.layout": "the skeleton layout comes from the prepared dataset (its meta.json)"}
 
 
-def _augment_defaults() -> dict[str, Any]:
+def _declarations(method_name: str, encoder_name: str) -> dict[str, Any]:
+    """The settings tree of a method on an encoder: the global ones, the augmentations, the method's, the
+    encoder's and every registered plug-in's section (off by default), each key with its rule."""
+    from skelssl.methods import PLUGINS, get_method
+    from skelssl.models import get_encoder
+
+    tree = {**BASE_SETTINGS, "method": {**BASE_SETTINGS["method"], **get_method(method_name).DEFAULTS},
+            "model": {**BASE_SETTINGS["model"], encoder_name: dict(get_encoder(encoder_name).DEFAULTS)},
+            "plugins": {name: {"enabled": False, **cls.DEFAULTS} for name, cls in sorted(PLUGINS.items())}}
+    tree["method"]["name"] = text(method_name)
+    tree["model"]["encoder"] = text(encoder_name)
+    return tree
+
+
+def _augment_rules() -> dict[str, Rule]:
     from skelssl.transforms.pipelines import AugmentConfig
 
-    return dataclasses.asdict(AugmentConfig())
+    return dataclass_rules(AugmentConfig, prefix="augment.")
 
 
 def defaults_for(method_name: str, encoder_name: str = "stgcn") -> DictConfig:
     """The built-in defaults for a method on an encoder, with every registered plug-in's section."""
-    from skelssl.methods import PLUGINS, get_method
-    from skelssl.models import get_encoder
+    from skelssl.transforms.pipelines import AugmentConfig
 
-    base = OmegaConf.create(BASE_DEFAULTS)
-    base.augment = _augment_defaults()
-    base.method = OmegaConf.merge(base.method, get_method(method_name).DEFAULTS)
-    base.method.name = method_name
-    base.model.encoder = encoder_name
-    base.model[encoder_name] = dict(get_encoder(encoder_name).DEFAULTS)
-    base.plugins = {name: {"enabled": False, **cls.DEFAULTS} for name, cls in sorted(PLUGINS.items())}
+    base = OmegaConf.create(plain(_declarations(method_name, encoder_name)))
+    base.augment = AugmentConfig().to_dict()
     return base
+
+
+def rules_for(method_name: str, encoder_name: str = "stgcn") -> dict[str, Rule]:
+    """The rule of every key of the config of a method on an encoder (declared with its default)."""
+    return {**rules(_declarations(method_name, encoder_name)), **_augment_rules()}
 
 
 def _flat_keys(node: Any, prefix: str = "") -> list[str]:
@@ -211,10 +280,7 @@ def _load_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise UserError(f"config file '{path}' does not exist")
     if path.resolve() in seen:
         raise UserError(f"config file '{path}' includes itself through 'defaults'")
-    try:
-        raw = OmegaConf.to_container(OmegaConf.load(str(path)), resolve=False)
-    except (OmegaConfBaseException, ValueError, OSError) as err:
-        raise UserError(f"config file '{path}' is not valid YAML: {err}") from None
+    raw = load_yaml(path, "config YAML file")
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -274,8 +340,37 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
         cfg = OmegaConf.merge(defaults, *[c for _, c in sources])
     except OmegaConfBaseException as err:
         raise UserError(f"invalid config value: {err}") from None
-    _validate(cfg)
+    validate_config(cfg, sources)
     return cfg
+
+
+def _holds(tree: Any, key: str) -> bool:
+    for part in key.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return False
+        tree = tree[part]
+    return True
+
+
+def validate_config(cfg: DictConfig, sources: list[tuple[str, dict[str, Any]]] = ()) -> None:
+    """Every value of a composed config against the rule declared with its default (skelssl.settings), then
+    what involves two keys; UserError naming the key, the value, what is allowed and where the value came from
+    (the latest of `sources`, (name, dict) pairs in merge order, that sets it)."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    for key, rule in rules_for(str(cfg.method.name), str(cfg.model.encoder)).items():
+        if not _holds(values, key):
+            continue
+        value = OmegaConf.select(cfg, key)
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        problem = rule.problem(value)
+        if problem is not None:
+            origin = next((name for name, source in reversed(list(sources)) if _holds(source, key)), None)
+            raise UserError(f"config key '{key}' = {value!r}{f' ({origin})' if origin else ''}: {problem}")
+    accelerator, devices = cfg.trainer.accelerator, cfg.trainer.devices
+    if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > torch.cuda.device_count():
+        raise UserError(f"trainer.devices = {devices} asks for more GPUs than this machine has "
+                        f"({torch.cuda.device_count()})")
 
 
 def model_label(cfg: Any) -> str:
@@ -307,19 +402,6 @@ def migrate_config(saved: dict[str, Any]) -> dict[str, Any]:
     if "eval" in cfg:  # evaluation keys added since the checkpoint was written take their defaults
         cfg.eval = OmegaConf.merge(BASE_DEFAULTS["eval"], cfg.eval)
     return OmegaConf.to_container(cfg)
-
-
-def _validate(cfg: DictConfig) -> None:
-    from skelssl.transforms.streams import STREAMS
-
-    if cfg.data.stream not in STREAMS:
-        raise UserError(f"data.stream must be one of {', '.join(STREAMS)}, got '{cfg.data.stream}'")
-    if cfg.model.init not in ("pytorch", "official"):
-        raise UserError(f"model.init must be 'pytorch' or 'official', got '{cfg.model.init}'")
-    if int(cfg.trainer.epochs) < 1 or int(cfg.trainer.batch_size) < 1:
-        raise UserError("trainer.epochs and trainer.batch_size must be positive")
-    if cfg.trainer.nonfinite not in ("stop", "skip"):
-        raise UserError(f"trainer.nonfinite must be 'stop' or 'skip', got '{cfg.trainer.nonfinite}'")
 
 
 def save_config(cfg: DictConfig, path: Path) -> None:

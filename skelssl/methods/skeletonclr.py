@@ -8,6 +8,7 @@ from torch import Tensor
 
 from skelssl.methods.core.base import MoCoMethod
 from skelssl.methods.core.losses import info_nce_loss
+from skelssl.settings import integer, number
 
 
 class SkeletonCLR(MoCoMethod):
@@ -19,10 +20,10 @@ class SkeletonCLR(MoCoMethod):
 
     name: ClassVar[str] = "skeletonclr"
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        "queue_size": 32768,
-        "momentum": 0.999,
-        "temperature": 0.07,
-        "feature_dim": 128,
+        "queue_size": integer(32768, ge=1),
+        "momentum": number(0.999, ge=0, lt=1),
+        "temperature": number(0.07, gt=0),
+        "feature_dim": integer(128, ge=1),
     }
 
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from skelssl.models.base import Encoder
 from skelssl.models.recurrent import frames_as_tokens, pad_persons, resample_frames, xavier_init_
+from skelssl.settings import Check, Setting, choice, integer
 from skelssl.skeleton.layouts import Layout, get_layout
 
 __all__ = ["HiCoEncoder", "DownsamplingModule", "joints_as_tokens"]
@@ -73,8 +74,13 @@ class HiCoEncoder(Encoder):
     init "official" is the authors' xavier-uniform on every weight matrix; "pytorch" keeps PyTorch's."""
 
     name = "hico"
-    DEFAULTS = {"hidden_size": 512, "num_layers": 2, "granularities": 4, "sequence_encoder": "lstm",
-                "num_heads": 4, "persons": 2, "input_frames": 64, "kernel_size": 5, "factor": 2}
+    DEFAULTS = {"hidden_size": Setting(512, Check(lambda v: None if isinstance(v, int) and not isinstance(v, bool)
+                                                  and v >= 2 and v % 2 == 0 else "must be an even whole number "
+                                                  ">= 2 (two directions of hidden_size / 2)", "an even number")),
+                "num_layers": integer(2, ge=1), "granularities": integer(4, ge=1),
+                "sequence_encoder": choice("lstm", *SEQUENCE_ENCODERS), "num_heads": integer(4, ge=1),
+                "persons": integer(2, ge=1), "input_frames": integer(64, ge=1), "kernel_size": integer(5, ge=1),
+                "factor": integer(2, ge=1)}
 
     def __init__(self, layout: Layout | str, in_channels: int = 3, hidden_size: int = 512, num_layers: int = 2,
                  granularities: int = 4, sequence_encoder: Literal["lstm", "gru", "transformer"] = "lstm",

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from skelssl.models.base import Encoder
+from skelssl.settings import choice, integer, number, plain
 from skelssl.skeleton.layouts import Layout, get_layout
 
 __all__ = ["RecurrentEncoder", "BiGRU", "BiLSTM", "resample_frames", "pad_persons", "frames_as_tokens",
@@ -84,15 +85,17 @@ class RecurrentEncoder(Encoder):
     """
 
     cell: ClassVar[str] = "gru"
-    DEFAULTS: ClassVar[dict] = {"hidden_size": 1024, "num_layers": 3, "persons": 2, "input_frames": 64,
-                                "pooling": "final", "input_norm": True, "dropout": 0.0}
+    DEFAULTS: ClassVar[dict] = {"hidden_size": integer(1024, ge=1), "num_layers": integer(3, ge=1),
+                                "persons": integer(2, ge=1), "input_frames": integer(64, ge=1),
+                                "pooling": choice("final", *POOLINGS), "input_norm": True,
+                                "dropout": number(0.0, ge=0, lt=1)}
 
     def __init__(self, layout: Layout | str, in_channels: int = 3, hidden_size: int | None = None,
                  num_layers: int | None = None, persons: int | None = None, input_frames: int | None = None,
                  pooling: Literal["final", "mean", "max"] | None = None, input_norm: bool | None = None,
                  dropout: float | None = None, init: str = "pytorch") -> None:
         super().__init__()
-        d = self.DEFAULTS  # an argument left out takes the class's (the paper's) value
+        d = plain(self.DEFAULTS)  # an argument left out takes the class's (the paper's) value
         hidden_size = d["hidden_size"] if hidden_size is None else hidden_size
         num_layers = d["num_layers"] if num_layers is None else num_layers
         persons = d["persons"] if persons is None else persons
@@ -156,4 +159,4 @@ class BiLSTM(RecurrentEncoder):
 
     name = "bilstm"
     cell = "lstm"
-    DEFAULTS = dict(RecurrentEncoder.DEFAULTS, hidden_size=256, num_layers=2)
+    DEFAULTS = dict(RecurrentEncoder.DEFAULTS, hidden_size=integer(256, ge=1), num_layers=integer(2, ge=1))

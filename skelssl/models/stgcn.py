@@ -18,6 +18,7 @@ from torch.nn import functional as F
 from skelssl.models.base import DenseEncoder
 from skelssl.models.fused import batch_norm_act, can_fuse, can_fuse_graph, graph_conv
 from skelssl.models.graph import spatial_partition
+from skelssl.settings import integer, number, odd_integer
 from skelssl.skeleton.layouts import Layout, get_layout
 
 __all__ = ["STGCN", "GraphConv", "STGCNBlock", "FastDropout", "init_official_", "keep_freed_memory_in_process",
@@ -240,8 +241,9 @@ class STGCN(DenseEncoder):
 
     name = "stgcn"
     # model.stgcn.* keys and their defaults (the SkeletonCLR / AimCLR / ActCLR configuration)
-    DEFAULTS = {"hidden_channels": 16, "out_channels": 256, "temporal_kernel": 9, "dropout": 0.5,
-                "edge_importance": True, "official_graph": False}
+    DEFAULTS = {"hidden_channels": integer(16, ge=1), "out_channels": integer(256, ge=1),
+                "temporal_kernel": odd_integer(9),
+                "dropout": number(0.5, ge=0, lt=1), "edge_importance": True, "official_graph": False}
 
     def __init__(self, layout: Layout | str, in_channels: int = 3, hidden_channels: int = 16,
                  out_channels: int = 256, temporal_kernel: int = 9, dropout: float = 0.5,

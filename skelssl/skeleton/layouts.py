@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from skelssl.errors import UserError
+from skelssl.yamlio import load_yaml
 
 __all__ = ["Layout", "LayoutError", "NTU25", "KINECT20", "COCO17", "get_layout", "available_layouts"]
 
@@ -149,15 +150,7 @@ class Layout:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Layout":
-        from omegaconf import OmegaConf
-
-        try:
-            spec = OmegaConf.to_container(OmegaConf.load(str(path)), resolve=True)
-        except Exception as err:  # YAML syntax, duplicate keys, unreadable or binary file, bad interpolation
-            mark = getattr(err, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-            problem = getattr(err, "problem", None) or (str(err).splitlines() or [type(err).__name__])[0]
-            raise LayoutError(f"{where}: not a readable layout YAML file ({problem})") from None
+        spec = load_yaml(path, "layout YAML file", LayoutError)
         return cls.from_dict(spec, source=str(path))
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from skelssl.errors import UserError
+from skelssl.settings import dataclass_rules, field_setting, integer, number, numbers, odd_integer, probability
 from skelssl.skeleton.layouts import Layout
 from skelssl.transforms.noise import gaussian_blur, gaussian_noise
 from skelssl.transforms.spatial import axis_mask, rotate, shear, spatial_flip
@@ -37,42 +38,33 @@ class AugmentConfig:
     (set 0.0 to reproduce it). blur_normalize=False reproduces the official, unnormalised blur kernel.
     """
 
-    shear_amplitude: float = 0.5
-    padding_ratio: int = 6
-    max_angle: float = 30.0
-    minor_angle: float = 1.0
-    spatial_flip_p: float = 0.5
-    axis_mask_p: float = 0.5
-    noise_std: float = 0.01
-    noise_p: float = 0.5
-    blur_kernel_size: int = 15
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    blur_p: float = 0.5
+    shear_amplitude: float = field_setting(number(0.5, ge=0))
+    padding_ratio: int = field_setting(integer(6, ge=1))
+    max_angle: float = field_setting(number(30.0, ge=0))
+    minor_angle: float = field_setting(number(1.0, ge=0))
+    spatial_flip_p: float = field_setting(probability(0.5))
+    axis_mask_p: float = field_setting(probability(0.5))
+    noise_std: float = field_setting(number(0.01, ge=0))
+    noise_p: float = field_setting(probability(0.5))
+    blur_kernel_size: int = field_setting(odd_integer(15))
+    blur_sigma: tuple[float, float] = field_setting(numbers((0.1, 2.0), gt=0, length=2, ascending=True))
+    blur_p: float = field_setting(probability(0.5))
     blur_normalize: bool = True
-    temporal_flip_p: float = 0.5
-    crop_scale: tuple[float, float] = (0.1, 1.0)
-    crop_out_frames: int = 64
-    crop_min_frames: int = 64
+    temporal_flip_p: float = field_setting(probability(0.5))
+    crop_scale: tuple[float, float] = field_setting(numbers((0.1, 1.0), gt=0, length=2, ascending=True))
+    crop_out_frames: int = field_setting(integer(64, ge=1))
+    crop_min_frames: int = field_setting(integer(64, ge=1))
 
     def __post_init__(self) -> None:
-        # Configs (YAML / OmegaConf) give lists where tuples are meant.
-        for name in ("blur_sigma", "crop_scale"):
-            value = tuple(float(v) for v in getattr(self, name))
-            if len(value) != 2 or value[0] > value[1] or value[0] <= 0:
-                raise UserError(f"augment config: '{name}' must be two numbers 0 < low <= high, got {list(value)}")
-            object.__setattr__(self, name, value)
-        for name in ("spatial_flip_p", "axis_mask_p", "noise_p", "blur_p", "temporal_flip_p"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                raise UserError(f"augment config: probability '{name}' must be in [0, 1], got {getattr(self, name)}")
-        for name in ("padding_ratio", "crop_out_frames", "crop_min_frames"):
-            if int(getattr(self, name)) < 1:
-                raise UserError(f"augment config: '{name}' must be a positive integer, got {getattr(self, name)}")
-        if self.blur_kernel_size < 1 or self.blur_kernel_size % 2 == 0:
-            raise UserError(f"augment config: 'blur_kernel_size' must be a positive odd integer, "
-                            f"got {self.blur_kernel_size}")
-        for name in ("shear_amplitude", "max_angle", "minor_angle", "noise_std"):
-            if float(getattr(self, name)) < 0:
-                raise UserError(f"augment config: '{name}' must be >= 0, got {getattr(self, name)}")
+        # the rules declared with the defaults above (skelssl.settings), as the composed config is checked
+        for name, rule in dataclass_rules(type(self)).items():
+            value = getattr(self, name)
+            value = list(value) if isinstance(value, tuple) else value
+            wrong = rule.problem(value)
+            if wrong is not None:
+                raise UserError(f"augment config: '{name}' = {value!r} {wrong}")
+        for name in ("blur_sigma", "crop_scale"):  # configs (YAML / OmegaConf) give lists where tuples are meant
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
 
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any] | None) -> "AugmentConfig":

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from skelssl.methods.a2mc.pnm import AdversarialBank
 from skelssl.methods.prosl import ProSL
+from skelssl.settings import plain
 from tests.test_ddp_queue import _free_port
 
 WORLD = 2
@@ -30,7 +31,7 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
         bank = AdversarialBank(4, 3, generator=torch.Generator().manual_seed(0))
         bank.enqueue(torch.full((1, 3), float(rank)))  # two keys in all: rank 0's then rank 1's
         bank.ascend(_grad(rank), beta=0.5)
-        plugin = ProSL(OmegaConf.create({**ProSL.DEFAULTS, "features": "epoch"}))
+        plugin = ProSL(OmegaConf.create({**plain(ProSL.DEFAULTS), "features": "epoch"}))
         plugin._epoch_keys = torch.zeros(4, 2)
         plugin._epoch_seen = torch.zeros(4, dtype=torch.bool)
         plugin._epoch_keys[rank * 2] = torch.tensor([rank + 1.0, 0.0])  # rank r saw sample 2r

@@ -100,8 +100,9 @@ def test_table_xi_switches_change_the_query_view(switch):
 def test_bad_switches_are_named():
     with pytest.raises(UserError, match="has no loss"):
         ActCLRPlus(tiny_config(ActCLRPlus, intra_sd=False, inter_sd=False, sam=False), "ntu25")
-    with pytest.raises(UserError, match="mask_padding must be one of zero, noise, sequence"):
-        ActCLRPlus(tiny_config(ActCLRPlus, mask_padding="gaussian"), "ntu25")
+    with pytest.raises(UserError, match=r"method.mask_padding' = 'gaussian' \(the command line\): must be one of "
+                                        "zero, noise, sequence"):
+        load_config(None, ["method.name=actclr_plus", "method.mask_padding=gaussian"])
     with pytest.raises(UserError, match="num_prototypes"):
         ActCLRPlus(tiny_config(ActCLRPlus), "ntu25").num_prototypes()
 

@@ -16,6 +16,7 @@ from skelssl.methods import METHODS, get_method
 from skelssl.methods.actclr import ActCLR
 from skelssl.methods.skeletonclr import SkeletonCLR
 from skelssl.train import pretrain
+from skelssl.settings import plain
 from tests.conftest import tiny_overrides
 from tests.methods.test_aimclr import tiny_batch, tiny_config
 
@@ -103,7 +104,7 @@ def test_warmup_methods_with_state_of_their_own_are_refused():
     # AimCLR (the official code's start) is a valid warm-up: its state is the shared networks and queue
     aim = ActCLR(tiny_config(ActCLR, warmup={"method": "aimclr", "epochs": 1}), "ntu25")
     assert aim.warmup.guest.encoder_q is aim.encoder_q and aim.warmup.guest.queue is aim.queue
-    assert get_method("actclr").DEFAULTS["warmup"]["epochs"] == 0  # off unless a config turns it on
+    assert plain(get_method("actclr").DEFAULTS)["warmup"]["epochs"] == 0  # off unless a config turns it on
     shipped = load_config(None, [], method="actclr", dataset="synthetic-xsub")
     assert (shipped.method.warmup.method, shipped.method.warmup.epochs, shipped.trainer.epochs) == \
         ("skeletonclr", 100, 400)

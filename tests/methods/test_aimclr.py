@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from skelssl.config import defaults_for
 from skelssl.methods.aimclr import AimCLR
+from skelssl.settings import plain
 
 
 def tiny_config(method_cls, **method_overrides):
@@ -87,7 +88,8 @@ def test_aimclr_loss_falls_on_a_fixed_batch(nnm_start_epoch):
 def test_aimclr_stage_switch_follows_the_epoch():
     """The loss switches from InfoNCE (eq. 1) to NNM (eq. 9) at nnm_start_epoch, as the trainer's epoch advances."""
     method = AimCLR(tiny_config(AimCLR, nnm_start_epoch=3), "ntu25")
-    assert AimCLR.DEFAULTS["queue_size"] == 32768 and AimCLR.DEFAULTS["nnm_start_epoch"] == 150
+    defaults = plain(AimCLR.DEFAULTS)
+    assert defaults["queue_size"] == 32768 and defaults["nnm_start_epoch"] == 150
     batch, rng = tiny_batch(), method.generator.get_state()
     bank = method.queue.bank.clone()
     stages = {}

@@ -12,6 +12,7 @@ from skelssl.models.flops import count_flops
 from skelssl.models.hico import DownsamplingModule, HiCoEncoder, joints_as_tokens
 from skelssl.models.recurrent import BiGRU, BiLSTM, frames_as_tokens, resample_frames
 from skelssl.transforms.temporal import crop_resize
+from skelssl.settings import plain
 
 
 def gru_params(inputs: int, hidden: int, layers: int) -> int:
@@ -162,7 +163,7 @@ def test_official_init_is_xavier_uniform_on_weight_matrices():
 
 @pytest.mark.parametrize("name", ["bigru", "bilstm", "hico"])
 def test_the_registry_builds_each_encoder_from_its_config_keys(name):
-    settings = dict(get_encoder(name).DEFAULTS, hidden_size=8, num_layers=1)
+    settings = dict(plain(get_encoder(name).DEFAULTS), hidden_size=8, num_layers=1)
     encoder = build_encoder({"encoder": name, name: settings}, "kinect20")  # 20 joints
     assert not encoder.dense
     assert encoder(torch.randn(2, 3, 30, 20, 1)).shape == (2, encoder.feature_dim)

@@ -14,6 +14,7 @@ from skelssl.methods.a2mc.mc_loss import mc_loss
 from skelssl.methods.a2mc.pnm import AdversarialBank
 from skelssl.methods.core.base import MoCoMethod
 from skelssl.models.passes import side_effect_free
+from skelssl.settings import choice, integer, number, numbers, optional
 from skelssl.transforms.isc import isc_augment, whole_sequence
 from skelssl.transforms.pipelines import apply_named
 
@@ -48,20 +49,20 @@ class A2MC(MoCoMethod):
 
     name: ClassVar[str] = "a2mc"
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        "queue_size": 16384,          # K, the size of M0
-        "momentum": 0.999,
-        "temperature": 0.07,
-        "feature_dim": 128,
-        "attack_lr": 0.1,             # ε of eq. 6
-        "attack_bound": 0.5,          # η of eq. 6
-        "attack_classes": None,       # C of f_a
-        "head_training": "infomax",   # or "frozen"
-        "head_lr": 0.01,
-        "bank_lr": 3.0,               # β of eq. 7
-        "bank_temperature": 0.03,
-        "bank_momentum": 0.0,         # official code: 0.9
-        "bank_weight_decay": 0.0,     # official code: 1e-4
-        "mix_lambdas": [0.4, 0.3, 0.2, 0.1],
+        "queue_size": integer(16384, ge=1),  # K, the size of M0
+        "momentum": number(0.999, ge=0, lt=1),
+        "temperature": number(0.07, gt=0),
+        "feature_dim": integer(128, ge=1),
+        "attack_lr": number(0.1, gt=0),  # ε of eq. 6
+        "attack_bound": number(0.5, gt=0),  # η of eq. 6
+        "attack_classes": optional(integer(None, ge=2)),  # C of f_a
+        "head_training": choice("infomax", "infomax", "frozen"),  # or "frozen"
+        "head_lr": number(0.01, gt=0),
+        "bank_lr": number(3.0, gt=0),  # β of eq. 7
+        "bank_temperature": number(0.03, gt=0),
+        "bank_momentum": number(0.0, ge=0, lt=1),  # official code: 0.9
+        "bank_weight_decay": number(0.0, ge=0),  # official code: 1e-4
+        "mix_lambdas": numbers([0.4, 0.3, 0.2, 0.1], ge=0, min_length=1),
         "mix_normalize": False,
     }
 

@@ -17,6 +17,7 @@ from skelssl.methods.core.losses import distribution_cross_entropy, remove_entri
 from skelssl.models.passes import side_effect_free
 from skelssl.models.pooling import pool
 from skelssl.transforms.tracking import ViewTracker, downsample_frames
+from skelssl.settings import choice, count_range, integer, number, numbers, optional, probability, text
 
 __all__ = ["ActCLR", "similarity_mining_loss"]
 
@@ -72,29 +73,29 @@ class ActCLR(MoCoMethod):
     requires_dense_features: ClassVar[bool] = True  # actionlets and SAFP live on the (T', V) feature map
     RENAMED_STATE: ClassVar[dict[str, str]] = {"selector.anchor": "static_anchor.sequence"}
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        "queue_size": 65536,
-        "momentum": 0.999,
-        "feature_dim": 128,
-        "temperature_query": 0.1,      # τq, eq. 9
-        "temperature_key": 0.04,       # τk, eq. 9
-        "anchor": "dataset",           # "dataset" = eq. 2 (paper); "batch" = batch mean (official code)
-        "actionlet_threshold": 0.5,    # on the max-normalised A of eq. 5
+        "queue_size": integer(65536, ge=1),
+        "momentum": number(0.999, ge=0, lt=1),
+        "feature_dim": integer(128, ge=1),
+        "temperature_query": number(0.1, gt=0),  # τq, eq. 9
+        "temperature_key": number(0.04, gt=0),  # τk, eq. 9
+        "anchor": choice("dataset", "dataset", "batch"),  # "dataset" = eq. 2 (paper); "batch" = batch mean (official code)
+        "actionlet_threshold": probability(0.5),  # on the max-normalised A of eq. 5
         "actionlet_smooth": True,      # G of eq. 5
         "actionlet_soft": False,       # use the normalised scores instead of the thresholded region
-        "safp": "paper",               # "paper" = eq. 8; "code" = global_mix·GAP + (1-global_mix)·SAFP
-        "safp_global_mix": 0.5,
-        "adain_p": 0.5,
-        "noise_std": 0.05,             # "larger" noise of T_non (Table 7's best, 0.05)
-        "mix_probs": [0.25, 0.5, 0.25],  # Mixup, CutMix, ResizeMix
-        "mix_parts": [2, 3],
-        "mix_blocks": [3, 5],
-        "mix_block_frames": 4,
-        "mining_topk": 0,              # 0 = the whole bank (paper); official code 8192
-        "mining_exclude_above": None,  # official code 0.95
+        "safp": choice("paper", "paper", "code"),  # "paper" = eq. 8; "code" = global_mix·GAP + (1-global_mix)·SAFP
+        "safp_global_mix": probability(0.5),
+        "adain_p": probability(0.5),
+        "noise_std": number(0.05, ge=0),  # "larger" noise of T_non (Table 7's best, 0.05)
+        "mix_probs": numbers([0.25, 0.5, 0.25], ge=0, length=3),  # Mixup, CutMix, ResizeMix
+        "mix_parts": count_range([2, 3]),
+        "mix_blocks": count_range([3, 5]),
+        "mix_block_frames": integer(4, ge=1),
+        "mining_topk": integer(0, ge=0),  # 0 = the whole bank (paper); official code 8192
+        "mining_exclude_above": optional(number(None, ge=-1, le=1)),  # official code 0.95
         "mining_square_query": False,  # official code squares the query similarities
         # step 1 of the training overview (MoCo v2 pre-training) as a stage of the same run; off here, on in
         # the shipped config (configs/methods/actclr.yaml). overrides: the warm-up method's own keys.
-        "warmup": {"method": "skeletonclr", "epochs": 0, "overrides": None},
+        "warmup": {"method": text("skeletonclr"), "epochs": integer(0, ge=0), "overrides": None},
     }
 
     def __init__(self, cfg, layout, train_data_info=None):

@@ -23,6 +23,7 @@ from skelssl.methods.actclr.prototypes import ActionPrototypes, cluster_prototyp
 from skelssl.methods.actclr.sam import MaskedMotionDecoder, gumbel_topk_mask, masked_mse, motion_target
 from skelssl.models.passes import side_effect_free
 from skelssl.models.pooling import pool
+from skelssl.settings import choice, count_range, integer, number, numbers, probability
 from skelssl.transforms.masking import PADDINGS
 from skelssl.transforms.mixing import skeleton_mix_with_mask
 from skelssl.transforms.tracking import ViewTracker, downsample_frames
@@ -82,40 +83,40 @@ class ActCLRPlus(ActCLR):
             "actionlet_threshold", "actionlet_smooth", "actionlet_soft", "safp", "safp_global_mix",
             "mining_topk", "mining_exclude_above", "mining_square_query", "warmup")},
         # action prototypes (eq. 33) and the triplet anchor (eq. 36)
-        "num_prototypes": 0,           # 0 = the number of action classes of the training set
-        "prototype_every": 5,          # epochs between refreshes
-        "prototype_iterations": 30,
-        "triplet_margin": 0.2,         # γ
+        "num_prototypes": integer(0, ge=0),  # 0 = the number of action classes of the training set
+        "prototype_every": integer(5, ge=1),  # epochs between refreshes
+        "prototype_iterations": integer(30, ge=1),
+        "triplet_margin": number(0.2, ge=0),  # γ
         "triplet_hinge": True,         # eq. 36's [.]_+ as printed; false: every sequence gets a gradient
         # MATS (eqs. 40-44); Table XI's switches
         "t_act": True,
         "t_non": True,                 # dropout + rescale
-        "dropout_p": 0.1,
-        "rescale": [0.8, 1.2],
+        "dropout_p": number(0.1, ge=0, lt=1),
+        "rescale": numbers([0.8, 1.2], gt=0, length=2, ascending=True),
         "adversarial": True,
-        "adversarial_epsilon": 0.03,   # ε of eq. 42
-        "adversarial_noise_std": 0.03,
+        "adversarial_epsilon": number(0.03, ge=0),  # ε of eq. 42
+        "adversarial_noise_std": number(0.03, ge=0),
         "skeleton_mask": True,
-        "mask_padding": "sequence",    # eq. 43's d: zero | noise | sequence
-        "mask_p": 0.5,
-        "mask_parts": [1, 1],
+        "mask_padding": choice("sequence", *PADDINGS),  # eq. 43's d: zero | noise | sequence
+        "mask_p": probability(0.5),
+        "mask_parts": count_range([1, 1]),
         # similarity distillation (eqs. 45-48); Table IX's switches
-        "offline_pool": "gap",         # "gap" = eq. 45; "safp" = ActCLR's eq. 8 (mode `safp`)
+        "offline_pool": choice("gap", "gap", "safp"),  # "gap" = eq. 45; "safp" = ActCLR's eq. 8 (mode `safp`)
         "intra_sd": True,
-        "intra_sd_weight": 1.0,
+        "intra_sd_weight": number(1.0, ge=0),
         "inter_sd": True,
-        "inter_sd_weight": 1.0,
-        "mix_probs": [1 / 3, 1 / 3, 1 / 3],  # Mixup, CutMix, ResizeMix
-        "mix_parts": [2, 3],
-        "mix_blocks": [3, 5],
-        "mix_block_frames": 4,
+        "inter_sd_weight": number(1.0, ge=0),
+        "mix_probs": numbers([1 / 3, 1 / 3, 1 / 3], ge=0, length=3),  # Mixup, CutMix, ResizeMix
+        "mix_parts": count_range([2, 3]),
+        "mix_blocks": count_range([3, 5]),
+        "mix_block_frames": integer(4, ge=1),
         # SAM³ (eqs. 49-50)
         "sam": True,
-        "sam_weight": 1.0,
-        "sam_target": "motion",        # motion (the text) | actionlet (eq. 50 as printed) | both
-        "sam_mask_ratio": 0.5,
-        "sam_temperature": 0.25,
-        "sam_hidden": 64,
+        "sam_weight": number(1.0, ge=0),
+        "sam_target": choice("motion", *SAM_TARGETS),  # motion (the text) | actionlet (eq. 50 as printed) | both
+        "sam_mask_ratio": number(0.5, gt=0, lt=1),
+        "sam_temperature": number(0.25, gt=0),
+        "sam_hidden": integer(64, ge=1),
     }
 
     def __init__(self, cfg, layout, train_data_info=None):
@@ -297,11 +298,3 @@ def _validate(m: Any) -> None:
     if not (m.intra_sd or m.inter_sd or m.sam):
         raise UserError("ActCLR+ with method.intra_sd, method.inter_sd and method.sam all false has no loss; "
                         "switch at least one on")
-    if m.mask_padding not in PADDINGS:
-        raise UserError(f"method.mask_padding must be one of {', '.join(PADDINGS)}, got '{m.mask_padding}'")
-    if m.sam_target not in SAM_TARGETS:
-        raise UserError(f"method.sam_target must be one of {', '.join(SAM_TARGETS)}, got '{m.sam_target}'")
-    if m.offline_pool not in ("gap", "safp"):
-        raise UserError(f"method.offline_pool must be 'gap' or 'safp', got '{m.offline_pool}'")
-    if int(m.prototype_every) < 1:
-        raise UserError(f"method.prototype_every must be >= 1, got {m.prototype_every}")

@@ -14,6 +14,7 @@ from skelssl.methods.core.base import MoCoMethod
 from skelssl.methods.core.losses import distribution_cross_entropy, info_nce_logits
 from skelssl.methods.skeletonclr import SkeletonCLR
 from skelssl.models.pooling import pool
+from skelssl.settings import choice, integer, number, probability
 
 __all__ = ["AimCLR", "d3m_loss"]
 
@@ -39,15 +40,15 @@ class AimCLR(MoCoMethod):
     requires_dense_features: ClassVar[bool] = True  # EADM drops joints and frames of the last feature map
     DEFAULTS: ClassVar[dict[str, Any]] = {
         **SkeletonCLR.DEFAULTS,    # the MoCo constants of §4.2 are SkeletonCLR's
-        "info_weight": 1.0,        # α
-        "d3m_weight": 1.0,         # β
-        "nnm_start_epoch": 150,    # first epoch of stage 2 (0-based); a value >= max_epochs disables NNM
-        "nnm_topk": 1,
-        "nnm_reduction": "sum",    # "sum" = eq. 9; "mean" = official code
-        "eadm_lambda": 1.0e-4,     # λ of eq. 3
-        "eadm_keep_margin": 0.7,
-        "eadm_temporal": "relative",  # per-frame M_t on the map's range (eadm.py); "element" = official code
-        "eadm_renorm": "sample",   # "sample" = Algorithm 1 per feature; "batch" = official code
+        "info_weight": number(1.0, ge=0),       # α
+        "d3m_weight": number(1.0, ge=0),        # β
+        "nnm_start_epoch": integer(150, ge=0),   # first epoch of stage 2 (0-based); a value >= max_epochs disables NNM
+        "nnm_topk": integer(1, ge=1),
+        "nnm_reduction": choice("sum", "sum", "mean"),   # "sum" = eq. 9; "mean" = official code
+        "eadm_lambda": number(1.0e-4, gt=0),    # λ of eq. 3
+        "eadm_keep_margin": probability(0.7),
+        "eadm_temporal": choice("relative", "relative", "element", "frame"), # per-frame M_t on the map's range (eadm.py); "element" = official code
+        "eadm_renorm": choice("sample", "sample", "batch"),  # "sample" = Algorithm 1 per feature; "batch" = official code
         "eadm_unbiased": False,    # variance over N (paper) or N-1 (SimAM / official code)
     }
 

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from skelssl.errors import UserError
+from skelssl.settings import plain
 
 if TYPE_CHECKING:
     from skelssl.methods.core.base import MoCoMethod
@@ -59,7 +60,7 @@ class WarmupStage:
             raise UserError(f"method.warmup.overrides: {unknown} are not keys of method '{method}'; its keys: "
                             f"{', '.join(sorted(guest_cls.DEFAULTS))}")
         cfg = OmegaConf.create(OmegaConf.to_container(host.cfg, resolve=True))
-        section = {**guest_cls.DEFAULTS, **{k: host.cfg.method[k] for k in INHERITED_KEYS}, **overrides}
+        section = {**plain(guest_cls.DEFAULTS), **{k: host.cfg.method[k] for k in INHERITED_KEYS}, **overrides}
         cfg.method = OmegaConf.create({**section, "name": guest_cls.name})
         cfg.plugins = {}  # the guest uses the run's plug-ins
         cfg.model.init_from = None

@@ -18,6 +18,7 @@ from skelssl.methods.core.losses import info_nce_loss, remove_entries, similarit
 from skelssl.models.heads import Projector
 from skelssl.models.hico import HiCoEncoder
 from skelssl.models.recurrent import xavier_init_
+from skelssl.settings import integer, number
 from skelssl.transforms.isc import isc_augment, whole_sequence
 
 __all__ = ["HiCo", "HiCoProjectors", "multi_positive_info_nce"]
@@ -74,10 +75,10 @@ class HiCo(MoCoMethod):
 
     name: ClassVar[str] = "hico"
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        "queue_size": 2048,
-        "momentum": 0.999,
-        "temperature": 0.2,
-        "feature_dim": 128,
+        "queue_size": integer(2048, ge=1),
+        "momentum": number(0.999, ge=0, lt=1),
+        "temperature": number(0.2, gt=0),
+        "feature_dim": integer(128, ge=1),
     }
 
     def __init__(self, cfg, layout=None, train_data_info=None):

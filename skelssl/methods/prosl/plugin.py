@@ -19,7 +19,8 @@ from skelssl.methods.prosl.codebook import SemanticCodebook
 from skelssl.methods.prosl.semantic import (adaptive_joint_mask, codebook_keep, nearest_centroid,
                                             semantic_coefficients, semantic_loss, similarity_distribution)
 from skelssl.models.passes import side_effect_free
-from skelssl.transforms.pipelines import apply_named
+from skelssl.settings import choice, integer, number, optional, probability, texts
+from skelssl.transforms.pipelines import AUGMENTATIONS, apply_named
 
 if TYPE_CHECKING:
     from skelssl.methods.core.base import MoCoMethod
@@ -69,24 +70,23 @@ class ProSL(Plugin):
 
     name = "prosl"
     DEFAULTS = {
-        "codebook_size": 65,
-        "start_epoch": 400,
-        "outlier_threshold": 0.027,
-        "temperature": None,
+        "codebook_size": integer(65, ge=1),
+        "start_epoch": integer(400, ge=0),
+        "outlier_threshold": number(0.027, ge=0),
+        "temperature": optional(number(None, gt=0)),
         "bank": "queue",
-        "features": "pass",
-        "kmeans_iterations": 30,
-        "coefficient_samples": 256,
-        "mask_ratio": 0.3,
-        "augmentations": ["spatial_flip", "rotate", "gaussian_noise", "gaussian_blur", "axis_mask"],
+        "features": choice("pass", "pass", "epoch"),
+        "kmeans_iterations": integer(30, ge=1),
+        "coefficient_samples": integer(256, ge=1),
+        "mask_ratio": probability(0.3),
+        "augmentations": texts(["spatial_flip", "rotate", "gaussian_noise", "gaussian_blur", "axis_mask"],
+                               *AUGMENTATIONS),
         "branch_from_start": True,
-        "seed": 0,
+        "seed": integer(0, ge=0),
     }
 
     def __init__(self, cfg: Any) -> None:
         super().__init__(cfg)
-        if cfg.features not in ("pass", "epoch"):
-            raise ValueError(f"plugins.prosl.features must be 'pass' or 'epoch', got '{cfg.features}'")
         self.codebook: SemanticCodebook | None = None
         self._epoch_keys: Tensor | None = None  # features=epoch: this epoch's keys by sample
         self._epoch_seen: Tensor | None = None

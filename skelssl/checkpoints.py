@@ -154,9 +154,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def resume_checkpoint(run_dir: str | Path) -> Path:
+def resume_checkpoint(run_dir: str | Path, quiet: bool = False) -> Path:
     """The checkpoint a resumed run starts from: last.ckpt, or previous.ckpt when last.ckpt is missing or
-    damaged (said in one line). An error names both when neither is usable."""
+    damaged (said in one line, unless `quiet`). An error names both when neither is usable."""
     run_dir = Path(run_dir)
     last, previous = run_dir / LAST_CHECKPOINT, run_dir / PREVIOUS_CHECKPOINT
     problems = []
@@ -169,7 +169,7 @@ def resume_checkpoint(run_dir: str | Path) -> Path:
         except UserError as err:
             problems.append(str(err))
             continue
-        if path == previous:
+        if path == previous and not quiet:
             print(f"[skelssl] {problems[0]}; resuming from the checkpoint before it, {previous}", flush=True)
         return path
     raise UserError(f"nothing to resume in '{run_dir}': " + "; ".join(problems))

@@ -22,15 +22,13 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from omegaconf import OmegaConf
 
     from skelssl.config import load_config, parse_overrides
-    from skelssl.train import pretrain
+    from skelssl.train import pretrain, saved_run_config
 
     requested = parse_overrides(args.overrides)
     saved = None
     if requested.get("resume") is True and requested.get("run_dir"):
-        from skelssl.checkpoints import read_checkpoint, resume_checkpoint
-
         # resume: the run's own settings are the starting point; what the command adds is checked against them
-        saved = read_checkpoint(resume_checkpoint(requested["run_dir"]))["hyper_parameters"]["cfg"]
+        saved = saved_run_config(requested["run_dir"])
     cfg = load_config(args.config, args.overrides, dataset=args.dataset, method=args.method, encoder=args.encoder,
                       start_from=saved)
     if args.show_config:

@@ -7,6 +7,7 @@ import shutil
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,9 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from skelssl.checkpoints import (RunCheckpoint, check_checkpoint_method, initialize_from_checkpoint, read_checkpoint,
-                                 resume_checkpoint)
-from skelssl.config import save_config
+from skelssl.checkpoints import (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT, RunCheckpoint, check_checkpoint_method,
+                                 initialize_from_checkpoint, read_checkpoint, resume_checkpoint)
+from skelssl.config import migrate_config, save_config
 from skelssl.data.dataset import SkeletonDataModule
 from skelssl.errors import UserError
 from skelssl.lightning_progress import progress_callbacks
@@ -24,7 +25,9 @@ from skelssl.evaluation.monitor import knn_monitor_from_config
 from skelssl.methods import get_method
 from skelssl.methods.core.monitor import CollapseMonitor
 from skelssl.models.sync_batchnorm import convert_to_global_batchnorm
+from skelssl.outputs import list_entries, remove_entries
 from skelssl.tracking import build_loggers
+from skelssl.yamlio import load_yaml
 
 def default_run_dir(cfg: DictConfig) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -100,6 +103,8 @@ RESUMABLE = ("trainer.epochs", "trainer.checkpoint_every_n_epochs", "trainer.che
              "monitor.", "tracking.")  # the KNN monitor and the trackers leave the training as it is
 RUN_FILES = ("checkpoints", "logs", "tensorboard", "config.yaml", "command.txt", "changes.log", "results.json",
              "monitor.json", "monitor.png", "trackers.json")
+# What a run directory holds besides: what `evaluate` and `analyze` write into it by default
+RUN_ENTRIES = RUN_FILES + ("scores", "subsets", "analysis")
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -127,23 +132,103 @@ def resume_changes(saved: dict[str, Any], cfg: DictConfig) -> dict[str, tuple[An
     return changed
 
 
-def prepare_run_dir(cfg: DictConfig) -> tuple[Path, Path | None, dict[str, tuple[Any, Any]]]:
-    """(run directory, checkpoint to resume from or None, config changes applied on resume)."""
-    if bool(cfg.resume):
-        if not cfg.run_dir:
-            raise UserError("resume=true needs run_dir=DIR: the run directory printed when the run started")
-        run_dir = Path(cfg.run_dir)
-        ckpt = resume_checkpoint(run_dir)
-        return run_dir, ckpt, resume_changes(read_checkpoint(ckpt)["hyper_parameters"]["cfg"], cfg)
+def _is_run_entry(name: str) -> bool:
+    return name in RUN_ENTRIES or name.endswith(".tmp")
+
+
+def run_has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / LAST_CHECKPOINT).is_file() or (run_dir / PREVIOUS_CHECKPOINT).is_file()
+
+
+def saved_run_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """The config a run in `run_dir` was started with: from its checkpoint (resume), else from config.yaml (a
+    run stopped before its first checkpoint), else None. Prints nothing (prepare_run_dir says what it does)."""
+    run_dir = Path(run_dir)
+    if run_has_checkpoint(run_dir):
+        return read_checkpoint(resume_checkpoint(run_dir, quiet=True))["hyper_parameters"]["cfg"]
+    if (run_dir / "config.yaml").is_file():
+        saved = load_yaml(run_dir / "config.yaml", "run config")
+        return migrate_config(saved) if isinstance(saved, dict) else None
+    return None
+
+
+@dataclass
+class RunStart:
+    """What `pretrain` will do with its run directory, decided before anything is written (prepare_run_dir):
+    resume from `checkpoint`, or start afresh after removing `clear` (a replaced run's entries)."""
+
+    run_dir: Path
+    checkpoint: Path | None = None
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    clear: list[str] = field(default_factory=list)
+    note: str | None = None
+    created: bool = False  # whether apply() made the folder (undo() then removes it)
+
+    def apply(self, cfg: DictConfig, command: list[str]) -> None:
+        """Write the start: remove what a replaced run left, create the folder, config.yaml, command.txt."""
+        if self.note:
+            print(f"[skelssl] {self.note}", flush=True)
+        remove_entries(self.run_dir, self.clear)
+        self.created = not self.run_dir.exists()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.run_dir / "config.yaml")
+        with open(self.run_dir / "command.txt", "a") as fh:
+            fh.write(shlex.join(command) + "\n")
+
+    def undo(self) -> None:
+        """A start that failed before training began leaves no folder it created."""
+        if self.created and self.checkpoint is None and not run_has_checkpoint(self.run_dir):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _trained_epochs(ckpt: dict[str, Any]) -> int:
+    """Epochs a checkpoint's run has trained through (a mid-epoch checkpoint: those before its epoch), from
+    Lightning's loop progress (an epoch counts as processed once its last batch is)."""
+    try:
+        return int(ckpt["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+    except (KeyError, TypeError):
+        return int((ckpt["skelssl"].get("data_position") or {}).get("epoch", ckpt.get("epoch", 0)))
+
+
+def prepare_run_dir(cfg: DictConfig) -> RunStart:
+    """Decide, without writing anything, how this pretrain uses its run directory (RunStart); refuse what would
+    lose work. A run_dir may hold a run (its checkpoints, config, logs, what evaluate wrote) and files of the
+    user's beside it; a folder of other files that holds no run is refused. A run that stopped before its
+    first checkpoint (killed, or failed in its first steps) starts again, with or without resume=true."""
     run_dir = Path(cfg.run_dir) if cfg.run_dir else default_run_dir(cfg)
-    held = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if held and not bool(cfg.get("overwrite", False)):
-        raise UserError(f"'{run_dir}' already holds a run ({', '.join(held)}); pass resume=true to continue it, "
+    if bool(cfg.resume) and not cfg.run_dir:
+        raise UserError("resume=true needs run_dir=DIR: the run directory printed when the run started")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"run_dir '{run_dir}' is an existing file, not a folder; choose another run_dir (the file "
+                        "was left as it is)")
+    held = list_entries(run_dir) if run_dir.is_dir() else []
+    ours = [name for name in held if _is_run_entry(name)]
+    foreign = [name for name in held if not _is_run_entry(name)]
+    is_run = "config.yaml" in ours or "checkpoints" in ours
+    if foreign and not is_run:
+        raise UserError(f"run_dir '{run_dir}' is a folder that holds no skelssl run ({', '.join(foreign[:4])}"
+                        f"{' ...' if len(foreign) > 4 else ''}); choose a new or empty folder (it was left as it is)")
+    kept = f"; {', '.join(foreign[:4])} of yours stay" if foreign else ""
+    if is_run and not run_has_checkpoint(run_dir):
+        return RunStart(run_dir, clear=ours, note=f"'{run_dir}' holds a run that stopped before its first "
+                                                  f"checkpoint: starting it again{kept}")
+    if bool(cfg.resume):
+        if not is_run:
+            raise UserError(f"nothing to resume in '{run_dir}': it holds no skelssl run (no config.yaml, no "
+                            "checkpoints/); start the run without resume=true")
+        ckpt = resume_checkpoint(run_dir)
+        saved = read_checkpoint(ckpt)
+        trained = _trained_epochs(saved)
+        if int(cfg.trainer.epochs) < trained:
+            raise UserError(f"'{run_dir}' has already trained {trained} epochs; trainer.epochs={cfg.trainer.epochs} "
+                            f"would end before where it stands. Give trainer.epochs >= {trained} to continue it "
+                            "(nothing was changed)")
+        return RunStart(run_dir, checkpoint=ckpt, changes=resume_changes(saved["hyper_parameters"]["cfg"], cfg))
+    if is_run and not bool(cfg.get("overwrite", False)):
+        raise UserError(f"'{run_dir}' already holds a run ({', '.join(ours)}); pass resume=true to continue it, "
                         "overwrite=true to delete it and start again, or choose another run_dir")
-    for name in held:  # overwrite=true
-        path = run_dir / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
-    return run_dir, None, {}
+    return RunStart(run_dir, clear=ours, note=f"overwrite=true: deleting the run in '{run_dir}'{kept}"
+                    if ours else None)
 
 
 def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int | None = None,
@@ -155,13 +240,9 @@ def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int 
     (previous.ckpt if last.ckpt is damaged), mid-epoch checkpoints included, with the changes RESUMABLE allows.
     """
     set_threads(cfg)
-    run_dir, ckpt, changes = prepare_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    start = prepare_run_dir(cfg)  # refusals come before anything is written
+    run_dir, ckpt = start.run_dir, start.checkpoint
     cfg.run_dir = str(run_dir)
-    save_config(cfg, run_dir / "config.yaml")
-    with open(run_dir / "command.txt", "a") as fh:
-        fh.write(shlex.join(command if command is not None else sys.argv) + "\n")
-
     L.seed_everything(int(cfg.trainer.seed), workers=True, verbose=False)
     ensure_dataset(cfg)
     warn_if_unnormalised(cfg.data.root)
@@ -180,10 +261,16 @@ def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int 
         convert_to_global_batchnorm(method)
     if ckpt is not None:
         check_checkpoint_method(ckpt, cfg.method.name)
-        _announce_resume(ckpt, run_dir, changes, datamodule)
     elif cfg.model.get("init_from"):
         initialize_from_checkpoint(method, cfg.model.init_from)
-    trainer = build_trainer(cfg, run_dir, max_epochs=max_epochs, extra_callbacks=callbacks)
+    start.apply(cfg, command if command is not None else sys.argv)
+    try:
+        trainer = build_trainer(cfg, run_dir, max_epochs=max_epochs, extra_callbacks=callbacks)
+    except BaseException:
+        start.undo()
+        raise
+    if ckpt is not None:
+        _announce_resume(ckpt, run_dir, start.changes, datamodule)
     with warnings.catch_warnings():
         # skelssl restores the data position of a mid-epoch checkpoint itself (SkeletonDataModule.resume_at)
         warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch ended.*")

@@ -50,3 +50,27 @@ def tiny_overrides(root: Path, run_dir: Path, **extra: object) -> list[str]:
     }
     items.update(extra)
     return [f"{k}={v}" for k, v in items.items()]
+
+
+def staging_left(folder: Path) -> list[str]:
+    """The hidden staging folders (skelssl.outputs) a prepare left in `folder`: none after it ends."""
+    from skelssl.outputs import is_staging_name
+
+    return sorted(p.name for p in Path(folder).iterdir() if is_staging_name(p.name))
+
+
+def write_earlier_dataset(out: Path) -> None:
+    """A tiny prepared dataset at `out`, as an earlier `skelssl prepare` into the same --out leaves one."""
+    import numpy as np
+
+    from skelssl.data.prepared import PreparedMeta, write_prepared
+    from skelssl.skeleton.layouts import NTU25
+
+    write_prepared(out, np.ones((1, 3, 2, 25, 1), np.float32), PreparedMeta(
+        dataset="earlier", layout=NTU25, class_names=["a"], labels=np.zeros(1, np.int64), lengths=np.array([2]),
+        sample_names=["s"], splits={"all": {"train": np.array([0]), "test": np.zeros(0, np.int64)}}))
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file below `folder` by relative path, with its bytes (to show a folder untouched)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}

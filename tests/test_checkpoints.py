@@ -181,17 +181,6 @@ def test_resume_applies_what_it_can_and_refuses_the_rest(tiny_dataset, tmp_path,
     assert "epochs: 2" in (run_dir / "config.yaml").read_text()
 
 
-def test_a_run_directory_is_not_reused_without_resume_or_overwrite(tiny_dataset, tmp_path, capsys):
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text("an earlier run's config\n")  # killed before its first checkpoint
-    assert main(["pretrain", *tiny_overrides(tiny_dataset, run_dir, **{"trainer.epochs": 1})]) == 2
-    assert "already holds a run (config.yaml)" in capsys.readouterr().err
-    assert (run_dir / "config.yaml").read_text() == "an earlier run's config\n"
-    assert main(["pretrain", *tiny_overrides(tiny_dataset, run_dir, **{"trainer.epochs": 1}), "overwrite=true"]) == 0
-    assert (run_dir / LAST_CHECKPOINT).is_file() and "an earlier" not in (run_dir / "config.yaml").read_text()
-
-
 def test_checkpoints_carry_version_format_and_config_hash(tiny_dataset, tmp_path, capsys):
     import skelssl
     from skelssl.checkpoints import CHECKPOINT_FORMAT, config_hash, read_checkpoint

@@ -26,7 +26,8 @@ from skelssl.data.custom_inputs import (Recordings, array_recordings, csv_labels
                                         split_mask)
 from skelssl.data.normalize import (NormalizeOptions, channel_names_for, decide_alignment, facing_angle,
                                     normalize_sequence, resolve, valid_range)
-from skelssl.data.prepared import PreparedMeta, PreparedWriter, PrepareReport, provenance, write_json_atomic
+from skelssl.data.prepared import (SKIPPED_FILE, PreparedMeta, PreparedWriter, PrepareReport, provenance,
+                                   write_json_atomic)
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import Layout, get_layout
 
@@ -162,7 +163,7 @@ def prepare_custom(arrays: str | Path, layout: str | Path | Layout, out_dir: str
                             provenance=provenance("prepare custom", arrays=str(arrays.resolve()),
                                                   source_shape=list(rec.shape), normalization=record,
                                                   skipped=len(skipped)))
-        write_json_atomic(writer.tmp_dir / "skipped.json", skipped)
+        write_json_atomic(writer.tmp_dir / SKIPPED_FILE, skipped)
         writer.finalize(meta)
     counts = {s: {part: int(len(idx)) for part, idx in parts.items()} for s, parts in splits.items()}
     notes = [f"note: normalisation: {note}" for note in steps.notes] + [

@@ -38,9 +38,11 @@ from pathlib import Path
 import numpy as np
 
 from skelssl.data.ntu_preprocess import resample_linear
-from skelssl.data.prepared import (FLOAT32_MAX, BadInputError, PreparedMeta, PreparedWriter, PrepareReport,
-                                   provenance, read_numeric_rows, read_text_lines, write_json_atomic)
+from skelssl.data.prepared import (FLOAT32_MAX, SKIPPED_FILE, BadInputError, PreparedMeta, PreparedWriter,
+                                   PrepareReport, check_prepared_out, prepared_owner_problem, provenance,
+                                   read_numeric_rows, read_text_lines, remove_stale_staging, write_json_atomic)
 from skelssl.errors import UserError
+from skelssl.outputs import move_into_place, staging_dir
 from skelssl.skeleton.layouts import NTU25
 
 MAX_INSTANCE_FRAMES = 300
@@ -173,8 +175,9 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
                    progress: bool = True, workers: int = 0) -> list[PrepareReport]:
     """Write OUT/trimmed and OUT/untrimmed; returns their two reports. (Single process: the work is I/O.)
 
-    Both are written into OUT.partial/ and moved to OUT only when both are complete: a failure leaves OUT as it
-    was (absent, or the previous dataset).
+    Both are written into a hidden staging folder beside OUT and moved to OUT only when both are complete: a
+    failure leaves OUT as it was (absent, or the previous dataset). An OUT that is not an earlier prepared
+    output of skelssl's is refused before any work.
     """
     from skelssl.console import track
 
@@ -187,6 +190,7 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
         raise UserError("--part must be 1 or 2")
     if frames < 0:
         raise UserError("--frames must be 0 (keep the frames) or positive")
+    check_prepared_out(out_dir)
     videos = sorted(p.stem for p in raw_dir.glob("*.txt") if (labels_dir / p.name).is_file())
     if not videos:
         raise UserError(f"no skeleton file in '{raw_dir}' has a label file of the same name in '{labels_dir}'")
@@ -225,9 +229,8 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
     longest = max((e - s + 1 for _, _, (_, s, e, _) in instances), default=1)
     t_trim = frames if frames > 0 else min(longest, MAX_INSTANCE_FRAMES)
     t_full = max(max(counts.values()), 1)
-    stage = out_dir.with_name(out_dir.name + ".partial")
-    if stage.exists():
-        shutil.rmtree(stage)
+    remove_stale_staging(out_dir)
+    stage = staging_dir(out_dir)
     trim_dir, full_dir = stage / "trimmed", stage / "untrimmed"
     trim_ok = np.zeros(len(instances), dtype=bool)
     trim_len = np.zeros(len(instances), dtype=np.int64)
@@ -283,7 +286,7 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
                 lengths=trim_len[kept_inst],
                 sample_names=[f"{instances[i][0]}_{instances[i][1]}" for i in kept_inst], splits=trim_splits,
                 provenance={**prov, "confidence": [instances[i][2][3] for i in kept_inst]})
-            write_json_atomic(trim.tmp_dir / "skipped.json", skipped)
+            write_json_atomic(trim.tmp_dir / SKIPPED_FILE, skipped)
             trim.finalize(trim_meta, keep_rows=kept_inst)
             full_labels = []
             for vi in kept_vid:
@@ -295,9 +298,9 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
                 sample_names=vids, splits=full_splits,
                 provenance={**prov, "frame_labels": "0 = no action, k = class_names[k - 1], -1 = padding",
                             "labels": "most frequent action of the video"})
-            write_json_atomic(full.tmp_dir / "skipped.json", skipped)
+            write_json_atomic(full.tmp_dir / SKIPPED_FILE, skipped)
             full.finalize(full_meta, keep_rows=kept_vid)
-        _replace_dir(stage, out_dir)
+        move_into_place(stage, out_dir, prepared_owner_problem, "prepared dataset")
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)
@@ -329,20 +332,6 @@ def published_count_notes(part: int, lists: dict[str, tuple[set[str], set[str]]]
         verdict = "matches" if instances == total else "DIFFERS from"
         notes.append(f"{instances} instances in {kept_videos} videos {verdict} the published {total}")
     return notes
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    """Move src to dst, replacing an existing dst only after src is complete."""
-    if dst.exists():
-        old = dst.with_name(dst.name + ".old")
-        if old.exists():
-            shutil.rmtree(old)
-        dst.rename(old)
-        src.rename(dst)
-        shutil.rmtree(old)
-    else:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        src.rename(dst)
 
 
 def _splits(videos: list[str], lists: dict[str, tuple[set[str], set[str]]]

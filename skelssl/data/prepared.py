@@ -8,8 +8,9 @@ A prepared dataset is a directory:
                       "splits": {split: {"train": [indices], "test": [indices]}}, "provenance": {...},
                       "extra_arrays": [names of further DIR/<name>.npy files, e.g. "actionlets"]}
 
-Writers fill a temporary sibling directory and rename it into place only when complete, so an interrupted
-`prepare` never leaves a half-written dataset behind.
+Writers fill a hidden staging directory beside DIR and rename it into place only when complete, so an
+interrupted `prepare` never leaves a half-written dataset behind; DIR may replace only an earlier prepared
+dataset (skelssl.outputs: a folder of the user's or a file is refused, untouched).
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from typing import Any
 import numpy as np
 
 from skelssl.errors import UserError
+from skelssl.outputs import check_replaceable, is_staging_name, list_entries, move_into_place, staging_dir
 from skelssl.skeleton.layouts import Layout, get_layout
 
 FORMAT_NAME = "skelssl-prepared"
 FORMAT_VERSION = 1
 DATA_FILE = "data.npy"
 META_FILE = "meta.json"
+SKIPPED_FILE = "skipped.json"  # the input files a prepare left out, and why
 
 
 class PreparedDatasetError(UserError):
@@ -86,19 +89,55 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
+def prepared_owner_problem(folder: Path) -> str | None:
+    """None when `folder` is skelssl's own prepared output (outputs.check_replaceable): a prepared dataset
+    (its meta.json carries the format marker) holding only the files it writes, or a folder of such datasets
+    (PKU-MMD's trimmed/ and untrimmed/); else what shows it is not."""
+    names = list_entries(folder)
+    meta_path = folder / META_FILE
+    if meta_path.is_file():
+        try:
+            raw = json.loads(meta_path.read_text())
+        except (ValueError, OSError):
+            raw = None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT_NAME:
+            return f"its {META_FILE} is not a skelssl dataset's"
+        extra = raw.get("extra_arrays") if isinstance(raw.get("extra_arrays"), list) else []
+        known = {DATA_FILE, META_FILE, SKIPPED_FILE} | {f"{name}.npy" for name in extra if isinstance(name, str)}
+        foreign = [name for name in names if name not in known and not name.endswith(".tmp")]
+        return f"beside a prepared dataset it holds {', '.join(foreign[:4])}" if foreign else None
+    if names and all((folder / name).is_dir() and (folder / name / META_FILE).is_file() and
+                     prepared_owner_problem(folder / name) is None for name in names):
+        return None
+    return f"it holds {', '.join(names[:4])}{' ...' if len(names) > 4 else ''} and no skelssl {META_FILE}"
+
+
+def check_prepared_out(out_dir: str | Path) -> None:
+    """Refuse an --out that is not absent, empty, or an earlier prepared output of skelssl's (nothing touched)."""
+    check_replaceable(out_dir, prepared_owner_problem, "prepared dataset")
+
+
+def remove_stale_staging(out_dir: Path) -> None:
+    """Staging folders of an earlier prepare into `out_dir` that was killed (hidden, named by outputs.py)."""
+    if out_dir.parent.is_dir():
+        for path in out_dir.parent.glob(f".{out_dir.name}.*"):
+            if is_staging_name(path.name) and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+
+
 class PreparedWriter:
     """Streams samples into DIR/data.npy without holding the dataset in memory.
 
     Use as a context manager; the dataset appears at `out_dir` only after `finalize()` succeeds.
-    An existing dataset at `out_dir` is replaced only then, so a failure leaves it untouched.
+    An existing dataset at `out_dir` is replaced only then, so a failure leaves it untouched; an `out_dir`
+    that is not an earlier prepared dataset (a folder of other files, a file) is refused at once.
     """
 
     def __init__(self, out_dir: str | Path, shape: tuple[int, int, int, int, int]):
         self.out_dir = Path(out_dir)
-        self.tmp_dir = self.out_dir.with_name(self.out_dir.name + ".partial")
-        if self.tmp_dir.exists():
-            shutil.rmtree(self.tmp_dir)
-        self.tmp_dir.mkdir(parents=True)
+        check_prepared_out(self.out_dir)
+        remove_stale_staging(self.out_dir)
+        self.tmp_dir = staging_dir(self.out_dir)
         self.shape = tuple(int(s) for s in shape)
         self.data = np.lib.format.open_memmap(self.tmp_dir / DATA_FILE, mode="w+", dtype=np.float32,
                                               shape=self.shape)
@@ -142,15 +181,7 @@ class PreparedWriter:
         except PreparedDatasetError as err:
             raise PreparedDatasetError(f"the dataset for {self.out_dir} fails its own checks, nothing was written: "
                                        f"{err}") from None
-        if self.out_dir.exists():
-            old = self.out_dir.with_name(self.out_dir.name + ".old")
-            if old.exists():
-                shutil.rmtree(old)
-            os.replace(self.out_dir, old)
-            os.replace(self.tmp_dir, self.out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(self.tmp_dir, self.out_dir)
+        move_into_place(self.tmp_dir, self.out_dir, prepared_owner_problem, "prepared dataset")
         self._done = True
         return self.out_dir
 
@@ -540,7 +571,7 @@ def run_prepare(out_dir: str | Path, tasks: list[Any], task_names: list[str], wo
             raise UserError(f"{desc}: every input was skipped ({len(skipped)}); first: {skipped[0]}")
         meta = make_meta(kept, lengths[kept], [info[i] for i in kept])
         meta.provenance.setdefault("skipped", len(skipped))
-        write_json_atomic(writer.tmp_dir / "skipped.json", skipped)
+        write_json_atomic(writer.tmp_dir / SKIPPED_FILE, skipped)
         extras.clear()
         writer.finalize(meta, keep_rows=kept)
     splits = {s: {part: int(len(idx)) for part, idx in parts.items()} for s, parts in meta.splits.items()}

@@ -19,6 +19,7 @@ from skelssl.errors import UserError
 from skelssl.skeleton.layouts import COCO17, KINECT20, NTU25
 
 from tests.data.test_custom_normalize import upright_body
+from tests.conftest import snapshot, staging_left, write_earlier_dataset
 
 
 @pytest.fixture(scope="module")
@@ -138,16 +139,16 @@ def test_bad_recordings_are_named_and_skip_bad_leaves_them_out(tmp_path):
     data[1] = 0  # no skeleton at all
     data[2, 3, 7, 1] = np.nan
     np.savez(tmp_path / "r.npz", data=data, labels=[0, 1, 2, 3], split=[1, 1, 0, 0])
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "keep.txt").write_text("an earlier dataset")
+    write_earlier_dataset(tmp_path / "out")
+    earlier = snapshot(tmp_path / "out")
     with pytest.raises(UserError, match=r"r.npz \(array 'data'\): sample 1: no skeleton in any frame"):
         prepare_custom(tmp_path / "r.npz", KINECT20, tmp_path / "out")
     data[1] = data[0]
     np.savez(tmp_path / "r2.npz", data=data, labels=[0, 1, 2, 3])
     with pytest.raises(UserError, match=r"sample 2: NaN .* at frame 3, person 0, joint 7"):
         prepare_custom(tmp_path / "r2.npz", KINECT20, tmp_path / "out")
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]  # untouched
-    assert not (tmp_path / "out.partial").exists()
+    assert snapshot(tmp_path / "out") == earlier  # untouched
+    assert not staging_left(tmp_path)
     data[1] = 0
     np.savez(tmp_path / "r3.npz", data=data, labels=[0, 1, 2, 3], split=[1, 1, 0, 0])
     report = prepare_custom(tmp_path / "r3.npz", KINECT20, tmp_path / "out", skip_bad=True)
@@ -221,7 +222,7 @@ def test_cli_reports_bad_options_and_files(tmp_path, capsys):
     code, _, err = run_cli(capsys, "prepare", "custom", "--arrays", str(tmp_path / "d.npy"), "--layout",
                            str(tmp_path / "bad.yaml"), "--labels", str(tmp_path / "l.npy"), "--out",
                            str(tmp_path / "o"))
-    assert code == 2 and f"{tmp_path / 'bad.yaml'}:2: not a readable layout YAML" in err and "Traceback" not in err
+    assert code == 2 and f"{tmp_path / 'bad.yaml'}:2:9: not a readable layout YAML" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
 
 

@@ -27,6 +27,7 @@ from skelssl.data.prepared import load_meta, open_data
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import KINECT20
 from tests.data.test_custom import time_limit
+from tests.conftest import snapshot, staging_left, write_earlier_dataset
 
 EXAMPLES = 250
 
@@ -204,8 +205,8 @@ def run_case(case: dict, root: Path) -> str:
     write(arrays_path, {"data": stored[key]} if not npz else stored, npz)
     corrupt(arrays_path, case["corrupt"], case["seed"])
     out = root / "out"
-    out.mkdir()
-    (out / "marker.txt").write_text("earlier dataset")
+    write_earlier_dataset(out)
+    earlier = snapshot(out)
     normalization = {"off": OFF, "defaults": NormalizeOptions(), "pad": NormalizeOptions(temporal="pad", frames=0,
                                                                                        align="none")}
     ok, kept = acceptable(case, data, labels, split, lengths)
@@ -221,8 +222,8 @@ def run_case(case: dict, root: Path) -> str:
         message = str(err)
         named = [str(p) for p in [arrays_path, *side.values()] if p is not None]
         assert any(p in message for p in named), f"error names no input file: {message}"
-        assert sorted(p.name for p in out.iterdir()) == ["marker.txt"], "the output directory was changed"
-        assert not (root / "out.partial").exists()
+        assert snapshot(out) == earlier, "the output directory was changed"
+        assert not staging_left(root)
         assert not ok, f"an acceptable input was refused: {message}\n{case}"
         return "refused"
     assert ok, f"a dataset was made from an unacceptable input: {case}"

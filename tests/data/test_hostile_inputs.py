@@ -25,6 +25,7 @@ from skelssl.errors import UserError
 from skelssl.skeleton.layouts import Layout, LayoutError, NTU25
 from skelssl.transforms.streams import to_stream
 from tests.conftest import tiny_overrides
+from tests.conftest import snapshot, staging_left, write_earlier_dataset
 
 
 def _one_line_error(capsys, argv: list[str]) -> str:
@@ -72,12 +73,12 @@ def test_ucla_prepare_failure_leaves_out_untouched(tmp_path, capsys):
     _ucla(raw / "a01_s01_e01_v01.json", 2)
     _ucla(raw / "a01_s01_e01_v03.json", 3.7)
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "keep.txt").write_text("earlier")
+    write_earlier_dataset(out)
+    earlier = snapshot(out)
     err = _one_line_error(capsys, ["prepare", "nw-ucla", "--raw", str(raw), "--out", str(out), "--workers", "1",
                                    "--no-progress"])
     assert "a01_s01_e01_v03.json" in err and "'label'" in err
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert snapshot(out) == earlier
     prepare_nw_ucla(raw, out, skip_bad=True, workers=1, progress=False)  # --skip-bad keeps the good one
     assert json.loads((out / "meta.json").read_text())["labels"] == [1]
 
@@ -152,7 +153,7 @@ def test_pku_failure_leaves_out_untouched(tmp_path, capsys):
     err = _one_line_error(capsys, ["prepare", "pkummd", "--raw", str(raw), "--labels", str(lab), "--part", "1",
                                    "--out", str(out), "--no-progress"])
     assert "0002-L.txt:2" in err
-    assert not out.exists() and not (tmp_path / "out.partial").exists()  # was an empty --out
+    assert not out.exists() and not staging_left(tmp_path)  # was an empty --out
     (lab / "0002-L.txt").write_text("3,0,9,1\n")
     prepare_pkummd(raw, lab, out, part=1, progress=False)
     before = (out / "trimmed" / "meta.json").read_text()
@@ -289,4 +290,4 @@ def test_dataset_written_by_a_preparer_must_read_back(tmp_path):
                         splits={"all": {"train": np.arange(2), "test": np.zeros(0, np.int64)}})
     with pytest.raises(PreparedDatasetError, match="fails its own checks.*sample 1 \\('s1'\\) has 9 valid frames"):
         write_prepared(tmp_path / "out", np.zeros((2, 3, 4, 25, 1), np.float32), meta)
-    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+    assert not (tmp_path / "out").exists() and not staging_left(tmp_path)

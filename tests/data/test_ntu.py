@@ -13,6 +13,7 @@ from skelssl.data.ntu_prepare import prepare_ntu
 from skelssl.data.ntu_preprocess import (PRESETS, NtuRecipe, align_shoulders_per_frame, preprocess_skeleton,
                                          recipe_from_preset, resample_linear)
 from skelssl.data.prepared import BadInputError, load_meta, open_data
+from tests.conftest import staging_left
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 RAW = SHARED / "ntu_raw_samples"
@@ -253,7 +254,7 @@ def test_prepare_stops_on_bad_input_and_leaves_nothing(tmp_path):
     bad_files(raw)
     with pytest.raises(BadInputError):
         prepare_ntu(raw, tmp_path / "out", "ntu60", PRESETS["aimclr"], workers=1, progress=False)
-    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+    assert not (tmp_path / "out").exists() and not staging_left(tmp_path)
 
 
 def test_skip_bad_reports_every_file_and_missing_skeletons(tmp_path):
@@ -262,7 +263,10 @@ def test_skip_bad_reports_every_file_and_missing_skeletons(tmp_path):
     cases = bad_files(raw)
     _write(raw / "S001C001P001R001A006.skeleton", [[], []])  # frames without a body: missing skeleton
     _write(raw / "S001C002P001R001A007.skeleton", [[_body()]] * 4)
-    (tmp_path / "out.partial").mkdir()  # left over by an interrupted run: the rerun must finish
+    stale = tmp_path / ".out.k1ll3d.partial"  # left over by an interrupted run: the rerun finishes, removes it
+    stale.mkdir()
+    (stale / "data.npy").write_bytes(b"half")
+    (tmp_path / "out.partial").mkdir()  # a folder of the user's with that name is not skelssl's to touch
     report = prepare_ntu(raw, tmp_path / "out", "ntu60", PRESETS["aimclr"], skip_bad=True, workers=2,
                          progress=False)
     assert report.samples == 1
@@ -274,7 +278,7 @@ def test_skip_bad_reports_every_file_and_missing_skeletons(tmp_path):
     assert by_file[cases["joints"][0].name]["line"] == 32
     assert load_meta(tmp_path / "out").sample_names == ["S001C002P001R001A007"]
     assert open_data(tmp_path / "out").shape[0] == 1
-    assert not (tmp_path / "out.partial").exists()
+    assert not staging_left(tmp_path) and (tmp_path / "out.partial").is_dir()
 
 
 def test_recipe_rejects_bad_options():

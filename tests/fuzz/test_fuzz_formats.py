@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from skelssl.data.formats import convert_aimclr, convert_ctrgcn, convert_pyskl
 from skelssl.data.prepared import load_meta, open_data
 from tests.fuzz.harness import FLOAT32_MAX, Reject, fuzz_settings, outcome
+from tests.conftest import snapshot, staging_left, write_earlier_dataset
 
 MAX_CLASSES = 10_000
 HOSTILE_LABELS = [3.7, True, "3", None, -1, 10**12, MAX_CLASSES, float("nan"), [1], 2.0]
@@ -107,13 +108,13 @@ def convert_against_reference(reader: str, files: dict[str, bytes], convert, ref
         for name, data in files.items():
             (root / name).write_bytes(data)
         out = root / "out"
-        out.mkdir()
-        (out / "previous.txt").write_text("an earlier dataset")
+        write_earlier_dataset(out)
+        earlier = snapshot(out)
         kind, value = outcome(reader, lambda: convert(root, out), [root / name for name in files])
         if expected is Reject:
             assert kind == "error", f"{what}: accepted what the format rejects"
-            assert [p.name for p in out.iterdir()] == ["previous.txt"], "--out was changed"
-            assert not (root / "out.partial").exists()
+            assert snapshot(out) == earlier, "--out was changed"
+            assert not staging_left(root)
             return None
         assert kind == "result", f"{what}: refused valid input: {value}"
         return expected, np.array(open_data(out)), load_meta(out)

@@ -21,6 +21,7 @@ from skelssl.data.pkummd import (ACTION_IDS, prepare_pkummd, read_pku_labels, re
 from skelssl.data.prepared import load_meta, open_data
 from tests.fuzz.harness import (Reject, against_reference, fuzz_settings, mutate, outcome, ref_float, ref_int,
                                 ref_lines)
+from tests.conftest import snapshot, staging_left, write_earlier_dataset
 
 VIDEOS = ["0002-L", "0002-M", "0291-L"]
 
@@ -113,6 +114,13 @@ def pku_files(draw) -> dict:
     return {"part": part, "files": out, "mutation": f"{mutation} in {target}", "target": target}
 
 
+def _earlier_output(out: Path) -> dict[str, bytes]:
+    """An earlier `prepare pkummd` output at `out` (two tiny prepared datasets); returns its files' bytes."""
+    for name in ("trimmed", "untrimmed"):
+        write_earlier_dataset(out / name)
+    return snapshot(out)
+
+
 def _write(root: Path, files: dict[str, bytes]) -> None:
     for name, data in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -173,17 +181,15 @@ def test_prepare_pkummd_is_all_or_nothing(case):
         root = Path(tmp)
         _write(root, files)
         out = root / "out"
-        (out / "trimmed").mkdir(parents=True)
-        (out / "previous.txt").write_text("an earlier dataset")
+        earlier = _earlier_output(out)  # what an earlier prepare wrote there: replaced only on success
         kind, value = outcome("pku-mmd prepare (whole dir)", lambda: prepare_pkummd(
             root / "raw", root / "labels", out, part=part, split_dir=root / "split", progress=False),
             root / case["target"])  # a skeleton's error may name its label file: the same file name
         if expected is None or kind == "error":
             assert expected is None, f"{case['mutation']}: refused valid input: {value}"
             assert kind == "error", f"{case['mutation']}: accepted what the format rejects"
-            assert sorted(p.name for p in out.iterdir()) == ["previous.txt", "trimmed"], "--out was changed"
-            assert (out / "previous.txt").read_text() == "an earlier dataset"
-            assert not (root / "out.partial").exists()
+            assert snapshot(out) == earlier, "--out was changed"
+            assert not staging_left(root)
             return
         meta = load_meta(out / "trimmed")
         np.testing.assert_array_equal(open_data(out / "trimmed"), expected["data"])
@@ -191,4 +197,4 @@ def test_prepare_pkummd_is_all_or_nothing(case):
         assert meta.splits["xsub"]["train"].tolist() == expected["train"]
         assert meta.splits["xsub"]["test"].tolist() == expected["test"]
         assert load_meta(out / "untrimmed").lengths.tolist() == expected["full_lengths"]
-        assert not (out / "previous.txt").exists() and not (root / "out.partial").exists()
+        assert snapshot(out) != earlier and not staging_left(root)

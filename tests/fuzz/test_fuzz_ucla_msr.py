@@ -17,6 +17,7 @@ from skelssl.data.prepared import load_meta
 from skelssl.data.ucla import prepare_nw_ucla, read_ucla_json
 from tests.fuzz.harness import (FLOAT32_MAX, Reject, against_reference, fuzz_settings, mutate, outcome,
                                 ref_float, ref_lines)
+from tests.conftest import snapshot, staging_left, write_earlier_dataset
 
 # ---------------------------------------------------------------------------------------------- NW-UCLA
 
@@ -152,14 +153,14 @@ def test_prepare_leaves_out_untouched_on_failure(ucla_case, msr_case):
             raw.mkdir()
             (raw / file_name).write_bytes(data)
             (raw / file_name.replace("a01_s01", "a02_s02")).write_text(good)
-            out.mkdir()
-            (out / "previous.txt").write_text("an earlier dataset")
+            write_earlier_dataset(out)
+            earlier = snapshot(out)
             kind, value = outcome(name, lambda: prepare(raw, out, frames=8, workers=1, progress=False),
                                   raw / file_name)
             if not valid:
                 assert kind == "error", f"{mutation}: accepted what the format rejects"
-                assert [p.name for p in out.iterdir()] == ["previous.txt"], "--out was changed"
-                assert not (Path(tmp) / "out.partial").exists()
+                assert snapshot(out) == earlier, "--out was changed"
+                assert not staging_left(Path(tmp))
             else:
                 assert kind == "result", f"{mutation}: refused valid input: {value}"
                 assert load_meta(out).sample_names[0].startswith("a01_s01")

@@ -27,9 +27,10 @@ from omegaconf import OmegaConf
 
 from skelssl.config import migrate_config
 from skelssl.errors import UserError
+from skelssl.models.finite import first_nonfinite
 
 __all__ = ["LAST_CHECKPOINT", "PREVIOUS_CHECKPOINT", "CHECKPOINT_FORMAT", "RunCheckpoint", "read_checkpoint",
-           "resume_checkpoint", "atomic_save", "run_dir_of", "config_hash", "checkpoint_metadata",
+           "resume_checkpoint", "atomic_save", "run_dir_of", "checkpoint_file", "config_hash", "checkpoint_metadata",
            "method_from_checkpoint", "initialize_from_checkpoint", "check_checkpoint_method"]
 
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
@@ -138,13 +139,23 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     format (older formats migrated, newer ones refused)."""
     from skelssl import __version__
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint '{path}' does not exist")
+    path = checkpoint_file(path)
     ckpt = _load(path)
     if not isinstance(ckpt, dict) or "skelssl" not in ckpt or "hyper_parameters" not in ckpt:
         raise UserError(f"'{path}' is not a skelssl pretraining checkpoint (it lacks the skelssl metadata); "
                         "use RUN/checkpoints/last.ckpt of a `skelssl pretrain` run")
+    hp, state = ckpt["hyper_parameters"], ckpt.get("state_dict")
+    if not isinstance(hp, dict) or not isinstance(hp.get("cfg"), dict) or not isinstance(state, dict) or \
+            not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        missing = "hyper_parameters.cfg (the run's config)" if not isinstance(hp, dict) or \
+            not isinstance(hp.get("cfg"), dict) else "a state_dict of named tensors"
+        raise UserError(f"'{path}' is a damaged skelssl checkpoint: it lacks {missing}; use the run's "
+                        "checkpoints/previous.ckpt, or pretrain again")
+    bad = first_nonfinite(state.items())
+    if bad is not None:
+        raise UserError(f"'{path}': the tensor '{bad}' holds NaN or infinite values; skelssl does not evaluate or "
+                        "continue such weights (use the run's checkpoints/previous.ckpt, or pretrain again with a "
+                        "lower optim.lr)")
     info = ckpt["skelssl"]
     found = int(info.get("format", 1))
     if found > CHECKPOINT_FORMAT:
@@ -175,9 +186,25 @@ def resume_checkpoint(run_dir: str | Path, quiet: bool = False) -> Path:
     raise UserError(f"nothing to resume in '{run_dir}': " + "; ".join(problems))
 
 
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint file a `--checkpoint` names: the file itself, or RUN/checkpoints/last.ckpt for a run
+    directory RUN."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / LAST_CHECKPOINT).is_file():
+            return path / LAST_CHECKPOINT
+        raise UserError(f"'{path}' is a folder without {LAST_CHECKPOINT}: give a checkpoint file or the directory "
+                        "of a `skelssl pretrain` run")
+    if not path.is_file():
+        raise UserError(f"checkpoint '{path}' does not exist")
+    return path
+
+
 def run_dir_of(checkpoint: str | Path) -> Path:
-    """RUN/checkpoints/last.ckpt -> RUN (a checkpoint elsewhere: its folder)."""
+    """RUN/checkpoints/last.ckpt (or RUN itself) -> RUN (a checkpoint elsewhere: its folder)."""
     path = Path(checkpoint).resolve()
+    if path.is_dir():
+        return path
     return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from skelssl.errors import UserError
+from skelssl.outputs import REPORT_MARK, check_output_dir, check_report_file
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -45,6 +46,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from skelssl.evaluation import evaluate_checkpoints, print_table, write_results
     from skelssl.evaluation.fusion import fuse_scores, save_scores
 
+    if args.out:
+        check_output_dir(args.out, create=False)
     # `evaluate linear data.root=DIR --checkpoint C`: the protocol list took the override
     protocols = list(dict.fromkeys(p for p in args.protocol if "=" not in p))
     overrides = parse_overrides([p for p in args.protocol if "=" in p] + list(args.overrides))
@@ -126,11 +129,14 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from skelssl.evaluation.report import markdown_report
 
+    out = check_report_file(args.out) if args.out else None
     table = markdown_report(args.runs, metrics=args.metric, protocols=args.protocol, long=args.long)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(table + "\n")
-        print(f"written to {args.out}")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(f"{REPORT_MARK}\n{table}\n")
+        os.replace(tmp, out)
+        print(f"written to {out}")
     print(table)
     return 0
 
@@ -142,7 +148,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     from skelssl.evaluation import pick_device
 
     overrides = parse_overrides(args.overrides)
-    out_dir = Path(args.out) if args.out else run_dir_of(args.checkpoint) / "analysis"
+    out_dir = check_output_dir(args.out, create=False) if args.out else run_dir_of(args.checkpoint) / "analysis"
     results_dir = run_dir_of(args.checkpoint) if not args.out else out_dir
     if args.what == "strength":
         from skelssl.analyze import analyze_strength
@@ -212,8 +218,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
           f"valid frames {info['length_min']}-{info['length_max']} (mean {info['length_mean']:.1f})")
     values = info.get("values") or {}
     if values.get("nonfinite_samples"):
-        print(f"  WARNING: {values['nonfinite_samples']} sample(s) hold NaN or infinite values, first "
-              f"'{values['first_nonfinite']}'; pretrain and evaluate refuse them: prepare the dataset again")
+        print(f"  WARNING: {values['nonfinite_samples']} sample(s) hold NaN, infinite or unusably large values; "
+              f"the first, '{values['first_nonfinite']}', {values['first_problem']}. Pretrain and evaluate refuse "
+              "them: prepare the dataset again")
     elif values and not values.get("scanned"):
         print("  values not scanned for NaN (large dataset); pretrain and evaluate check each sample they read")
     for split, parts in info["splits"].items():

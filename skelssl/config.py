@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from skelssl.errors import UserError
-from skelssl.settings import (Check, Mapping, Number, Rule, Setting, choice, dataclass_rules, integer,
+from skelssl.settings import (Check, Mapping, Number, Rule, Section, Setting, choice, dataclass_rules, integer,
                               integers, number, numbers, optional, plain, rules, text, texts)
 from skelssl.tracking import LOGGERS
 from skelssl.transforms.streams import STREAMS
@@ -209,7 +209,7 @@ def _declarations(method_name: str, encoder_name: str) -> dict[str, Any]:
 def _augment_rules() -> dict[str, Rule]:
     from skelssl.transforms.pipelines import AugmentConfig
 
-    return dataclass_rules(AugmentConfig, prefix="augment.")
+    return {"augment": Section(), **dataclass_rules(AugmentConfig, prefix="augment.")}
 
 
 def defaults_for(method_name: str, encoder_name: str = "stgcn") -> DictConfig:
@@ -217,7 +217,9 @@ def defaults_for(method_name: str, encoder_name: str = "stgcn") -> DictConfig:
     from skelssl.transforms.pipelines import AugmentConfig
 
     base = OmegaConf.create(plain(_declarations(method_name, encoder_name)))
-    base.augment = AugmentConfig().to_dict()
+    # lists, not tuples: OmegaConf's typed tuple nodes refuse a merged value before its rule can name the key
+    base.augment = {key: list(value) if isinstance(value, tuple) else value
+                    for key, value in AugmentConfig().to_dict().items()}
     return base
 
 
@@ -299,8 +301,20 @@ def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
             raise UserError(f"override '{item}' must look like key=value (e.g. trainer.epochs=10)")
     try:
         return OmegaConf.to_container(OmegaConf.from_dotlist(items))
-    except OmegaConfBaseException as err:
-        raise UserError(f"cannot parse overrides {items}: {err}") from None
+    except (OmegaConfBaseException, ValueError, TypeError):
+        pass
+    for end, item in enumerate(items):  # name the override that does not fit with those before it
+        try:
+            OmegaConf.from_dotlist(items[:end + 1])
+        except (OmegaConfBaseException, ValueError, TypeError) as err:
+            key = item.split("=", 1)[0]
+            earlier = [i for i in items[:end] if i.split("=", 1)[0].startswith(key + ".") or
+                       key.startswith(i.split("=", 1)[0] + ".")]
+            if earlier:
+                raise UserError(f"override '{item}' conflicts with '{earlier[0]}': '{key}' cannot be both a value "
+                                "and a section of keys") from None
+            raise UserError(f"cannot parse override '{item}' (of key '{key}'): {err}") from None
+    raise UserError(f"cannot parse overrides {items}")  # pragma: no cover - the loop finds the item
 
 
 def _first(key: str, sources: list[dict[str, Any]], default: str) -> str:
@@ -334,14 +348,29 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = (),
         raise UserError(f"{err} (in the config)") from None
     sources = [("the run's saved config", start), *piece_cfgs, ("the built-in settings", base),
                (f"'{path}'", file_cfg), ("the command line", override_cfg)]
+    found_rules = rules_for(method_name, encoder_name)
     for source, cfg in sources:
         check_keys(cfg, defaults, source)
+        for key, rule in found_rules.items():  # a value of another kind than a mapping's cannot even be merged
+            if not _holds(cfg, key):
+                continue
+            value, default = _value_at(cfg, key), OmegaConf.select(defaults, key)
+            if (isinstance(default, DictConfig) and not isinstance(value, dict)) or \
+                    (OmegaConf.is_list(default) and isinstance(value, dict)):
+                raise UserError(f"config key '{key}' = {value!r} ({source}): "
+                                f"{rule.problem(value) or 'must be ' + rule.describe()}")
     try:
         cfg = OmegaConf.merge(defaults, *[c for _, c in sources])
-    except OmegaConfBaseException as err:
+    except (OmegaConfBaseException, ValueError, TypeError) as err:
         raise UserError(f"invalid config value: {err}") from None
     validate_config(cfg, sources)
     return cfg
+
+
+def _value_at(tree: Any, key: str) -> Any:
+    for part in key.split("."):
+        tree = tree[part]
+    return tree
 
 
 def _holds(tree: Any, key: str) -> bool:
@@ -357,20 +386,32 @@ def validate_config(cfg: DictConfig, sources: list[tuple[str, dict[str, Any]]] =
     what involves two keys; UserError naming the key, the value, what is allowed and where the value came from
     (the latest of `sources`, (name, dict) pairs in merge order, that sets it)."""
     values = OmegaConf.to_container(cfg, resolve=True)
-    for key, rule in rules_for(str(cfg.method.name), str(cfg.model.encoder)).items():
-        if not _holds(values, key):
-            continue
-        value = OmegaConf.select(cfg, key)
-        if OmegaConf.is_config(value):
-            value = OmegaConf.to_container(value, resolve=True)
-        problem = rule.problem(value)
-        if problem is not None:
-            origin = next((name for name, source in reversed(list(sources)) if _holds(source, key)), None)
-            raise UserError(f"config key '{key}' = {value!r}{f' ({origin})' if origin else ''}: {problem}")
+
+    def check(found: dict[str, Rule]) -> None:
+        for key, rule in found.items():
+            if not _holds(values, key):
+                continue
+            value = OmegaConf.select(cfg, key)
+            if OmegaConf.is_config(value):
+                value = OmegaConf.to_container(value, resolve=True)
+            value = list(value) if isinstance(value, tuple) else value  # shown as the user writes it
+            problem = rule.problem(value)
+            if problem is not None:
+                origin = next((name for name, source in reversed(list(sources)) if _holds(source, key)), None)
+                raise UserError(f"config key '{key}' = {value!r}{f' ({origin})' if origin else ''}: {problem}")
+
+    check({key: rule for key, rule in rules(BASE_SETTINGS).items() if key.count(".") <= 1})  # names, sections
+    check(rules_for(str(cfg.method.name), str(cfg.model.encoder)))
     accelerator, devices = cfg.trainer.accelerator, cfg.trainer.devices
+    devices = OmegaConf.to_container(devices) if OmegaConf.is_config(devices) else devices
     if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > torch.cuda.device_count():
         raise UserError(f"trainer.devices = {devices} asks for more GPUs than this machine has "
                         f"({torch.cuda.device_count()})")
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and devices != "auto" and not (isinstance(devices, int) and devices >= 1) and \
+            not (isinstance(devices, str) and devices.isdigit() and int(devices) >= 1):
+        raise UserError(f"config key 'trainer.devices' = {devices!r}: on the CPU it is a number of processes >= 1 "
+                        "(or auto); -1 and lists of device indices are for GPUs")
 
 
 def model_label(cfg: Any) -> str:

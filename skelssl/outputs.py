@@ -22,7 +22,8 @@ from typing import Callable
 from skelssl.errors import UserError
 
 __all__ = ["OwnerProblem", "check_replaceable", "check_output_dir", "staging_dir", "move_into_place",
-           "list_entries", "is_staging_name", "remove_entries"]
+           "list_entries", "is_staging_name", "remove_entries", "check_report_file",
+           "REPORT_MARK"]
 
 # (folder) -> None when the folder is skelssl's own output, else what shows it is not (e.g. "it holds notes.txt")
 OwnerProblem = Callable[[Path], "str | None"]
@@ -72,14 +73,36 @@ def check_replaceable(path: str | Path, owner_problem: OwnerProblem, what: str, 
                         "and nothing was written")
 
 
-def check_output_dir(path: str | Path, flag: str = "--out") -> Path:
-    """A folder that results are added to (evaluate, analyze): refused if it is a file; created if absent."""
+def check_output_dir(path: str | Path, flag: str = "--out", create: bool = True) -> Path:
+    """A folder that results are added to (evaluate, analyze: named files, merged results.json; nothing of
+    the folder is deleted): refused if it is a file (or below one); created if absent, when `create`."""
     path = Path(path)
     _check_parents(path, flag)
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} '{path}' is an existing file, not a folder; give a folder for the results (the "
                         "file was left as it is)")
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+REPORT_MARK = "<!-- written by skelssl report -->"
+
+
+def check_report_file(path: str | Path) -> Path:
+    """A report's --out: a new file, or a report skelssl wrote before (its first line is REPORT_MARK)."""
+    path = Path(path)
+    _check_parents(path, "--out")
+    if path.is_dir():
+        raise UserError(f"--out '{path}' is a folder; give the report a file name, e.g. {path / 'report.md'}")
+    if path.exists():
+        try:
+            first = path.read_text().split("\n", 1)[0]
+        except (OSError, UnicodeDecodeError):
+            first = ""
+        if first.strip() != REPORT_MARK:
+            raise UserError(f"--out '{path}' is a file that skelssl report did not write; skelssl replaces only its "
+                            "own reports. Give a new file name (the file was left as it is)")
     return path
 
 

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-__all__ = ["Rule", "Number", "Flag", "Text", "Choice", "Items", "Either", "Nullable", "Anything", "Mapping",
+__all__ = ["Rule", "Number", "Flag", "Text", "Choice", "Items", "Either", "Nullable", "Anything", "Mapping", "Section",
            "Check", "Setting", "integer", "count_range", "odd_integer", "number", "probability", "choice", "optional", "integers", "numbers",
            "texts", "flag", "text", "plain", "rules", "rule_of", "check_value", "field_setting",
            "dataclass_rules"]
@@ -182,6 +182,17 @@ class Nullable(Rule):
 
 
 @dataclass(frozen=True)
+class Section(Rule):
+    """A section of keys (each with its own rule): it must stay a mapping."""
+
+    def describe(self) -> str:
+        return "a section of keys (a mapping)"
+
+    def problem(self, value: Any) -> str | None:
+        return None if isinstance(value, dict) else "must be a section of keys (key.subkey=value), not a value"
+
+
+@dataclass(frozen=True)
 class Anything(Rule):
     def describe(self) -> str:
         return "anything"
@@ -307,6 +318,7 @@ def rules(tree: dict[str, Any], prefix: str = "") -> dict[str, Rule]:
     for key, value in tree.items():
         path = f"{prefix}{key}"
         if isinstance(value, dict):
+            found[path] = Section()
             found.update(rules(value, path + "."))
         else:
             found[path] = rule_of(value)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from skelssl.data.prepared import COORDINATE_LIMIT, usable_values
 from skelssl.errors import UserError
 
 MAX_CLASSES = 10_000  # more classes than this without --class-names is a labelling mistake, not a dataset
@@ -217,9 +218,9 @@ class Recordings:
     def read(self, i: int) -> np.ndarray:
         with np.errstate(over="ignore"):  # a value beyond float32 becomes inf: reported just below
             seq = self.reader(i)
-        if not np.isfinite(seq).all():
-            t, m, v, _ = np.argwhere(~np.isfinite(seq))[0]
-            raise UserError(f"{self.where(i)}: NaN or infinite coordinate (or one beyond float32 range) at "
+        if not usable_values(seq).all():
+            t, m, v, _ = np.argwhere(~usable_values(seq))[0]
+            raise UserError(f"{self.where(i)}: NaN or infinite coordinate (or one beyond ±{COORDINATE_LIMIT:.0e}) at "
                             f"frame {t}, person {m}, joint {v}")
         return seq
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from skelssl.data.prepared import (PreparedDatasetError, PreparedMeta, nonfinite_error, nonfinite_rows,
-                                   open_prepared)
+from skelssl.data.prepared import (PreparedDatasetError, PreparedMeta, open_prepared, unusable_error,
+                                   unusable_rows, usable_values)
 from skelssl.errors import UserError
 
 
@@ -23,7 +23,7 @@ class SkeletonDataset(Dataset):
     Augmentation and the stream view happen later, batched on the training device.
 
     meta.json and data.npy are checked against each other when the dataset opens (prepared.open_prepared), and
-    no sample with NaN or inf reaches a model: an in-memory subset is scanned once here, a memory-mapped one
+    no sample with NaN, inf or a value beyond prepared.COORDINATE_LIMIT reaches a model: an in-memory subset is scanned once here, a memory-mapped one
     sample by sample as it is read; either raises PreparedDatasetError naming the sample.
     """
 
@@ -47,9 +47,9 @@ class SkeletonDataset(Dataset):
         self.labels = self.meta.labels[self.indices]
         self.lengths = self.meta.lengths[self.indices]
         if in_memory:
-            bad = nonfinite_rows(self.data, first_only=True)
+            bad = unusable_rows(self.data, first_only=True)
             if bad:
-                raise nonfinite_error(self.root, self.meta, int(np.sort(self.indices)[bad[0]]))
+                raise unusable_error(self.root, self.meta, int(np.sort(self.indices)[bad[0]]), data)
 
     @property
     def layout(self):
@@ -65,17 +65,17 @@ class SkeletonDataset(Dataset):
     def array(self) -> np.ndarray:
         """All samples of this subset as one (N, C, T, V, M) array (memory-mapped rows when large)."""
         if not self.in_memory:  # checked here, chunk by chunk, as the in-memory case was at opening
-            bad = nonfinite_rows(self.data, self.indices, first_only=True)
+            bad = unusable_rows(self.data, self.indices, first_only=True)
             if bad:
-                raise nonfinite_error(self.root, self.meta, bad[0])
+                raise unusable_error(self.root, self.meta, bad[0], self.data)
         if self.data.shape[0] == len(self.indices) and np.array_equal(self._row, np.arange(len(self))):
             return self.data
         return self.data[self._row]
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         x = np.asarray(self.data[self._row[i]], dtype=np.float32)
-        if not self.in_memory and not np.isfinite(x).all():
-            raise nonfinite_error(self.root, self.meta, int(self.indices[i]))
+        if not self.in_memory and not usable_values(x).all():
+            raise unusable_error(self.root, self.meta, int(self.indices[i]), self.data)
         return {"x": torch.from_numpy(np.array(x)), "label": torch.tensor(int(self.labels[i])),
                 "index": torch.tensor(i), "length": torch.tensor(int(self.lengths[i]))}
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from skelssl.data.prepared import FLOAT32_MAX, PreparedMeta, PreparedWriter, PrepareReport, provenance
+from skelssl.data.prepared import PreparedMeta, PreparedWriter, PrepareReport, provenance, usable_values
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import Layout, get_layout
 
@@ -84,9 +84,9 @@ def _check_array(arr: np.ndarray, source: str, shape_text: str, ndim: int) -> No
 
 
 def _check_finite(chunk: np.ndarray, source: str, first_row: int) -> None:
-    """UserError naming the first sample of the chunk with NaN, inf or a value beyond float32."""
+    """UserError naming the first sample of the chunk with NaN, inf or a value beyond prepared.COORDINATE_LIMIT."""
     wide = np.asarray(chunk, dtype=np.float64).reshape(len(chunk), -1)
-    bad = ~(np.abs(wide) <= FLOAT32_MAX).all(axis=1)
+    bad = ~usable_values(wide).all(axis=1)
     if bad.any():
         raise UserError(f"{source}: sample {first_row + int(np.argmax(bad))} holds NaN, infinite or out-of-range "
                         "values")

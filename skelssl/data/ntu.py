@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skelssl.data.prepared import BadInputError
+from skelssl.data.prepared import BadInputError, usable_values
 from skelssl.errors import UserError
 
 NTU_JOINTS = 25
@@ -193,8 +193,8 @@ def read_skeleton_file(path: str | Path, max_bodies: int = 4) -> NtuSkeleton:
                 bad = next(j for j, row in enumerate(rows) if not _all_numeric(row[:3]))
                 raise BadInputError(path, first + bad + 1, f"non-numeric value in '{lines[first + bad][:60]}'") \
                     from None
-            if not np.isfinite(xyz).all():  # NaN, inf, or a number beyond float32 (1e39 becomes inf)
-                bad = int(np.nonzero(~np.isfinite(xyz).all(axis=1))[0][0])
+            if not usable_values(xyz).all():  # NaN, inf, beyond float32 (1e39 becomes inf) or COORDINATE_LIMIT
+                bad = int(np.nonzero(~usable_values(xyz).all(axis=1))[0][0])
                 raise BadInputError(path, first + bad + 1, "NaN, infinite or out-of-range coordinate in "
                                                            f"'{lines[first + bad][:60]}'")
             try:

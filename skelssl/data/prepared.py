@@ -177,7 +177,12 @@ class PreparedWriter:
             self.shape = (n_out,) + self.shape[1:]
         write_json_atomic(self.tmp_dir / META_FILE, meta.to_json())
         try:  # never put in place a dataset that would not read back
-            open_prepared(self.tmp_dir)
+            _, written = open_prepared(self.tmp_dir)
+            bad = unusable_rows(written, first_only=True)
+            if bad:
+                raise PreparedDatasetError(f"sample {bad[0]} ('{meta.sample_names[bad[0]]}') "
+                                           f"{unusable_problem(written[bad[0]])}")
+            del written
         except PreparedDatasetError as err:
             raise PreparedDatasetError(f"the dataset for {self.out_dir} fails its own checks, nothing was written: "
                                        f"{err}") from None
@@ -241,7 +246,9 @@ def load_meta(root: str | Path) -> PreparedMeta:
     if len(set(class_names)) != len(class_names):
         twice = next(n for n in class_names if class_names.count(n) > 1)
         raise PreparedDatasetError(f"{meta_path}: key 'class_names' lists '{twice}' twice")
-    labels = check.integers("labels", 0, len(class_names) - 1, f"a class index 0..{len(class_names) - 1}")
+    n_data = _rows_in_npy(root / DATA_FILE)  # the per-sample keys must each have one entry per row of data.npy
+    labels = check.integers("labels", 0, len(class_names) - 1, f"a class index 0..{len(class_names) - 1}",
+                            count=n_data)
     n = len(labels)
     lengths = check.integers("lengths", 0, None, "a frame count >= 0", count=n)
     sample_names = check.texts("sample_names", count=n)
@@ -279,6 +286,19 @@ def load_meta(root: str | Path) -> PreparedMeta:
                         extra_arrays=list(extra), channel_names=channel_names)
 
 
+def _rows_in_npy(path: Path) -> int | None:
+    """The first dimension of a .npy file, from its header alone (None if the header cannot be read: open_data
+    then reports the file)."""
+    try:
+        with open(path, "rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, _, _ = read_header(fh)
+        return int(shape[0]) if shape else None
+    except Exception:  # noqa: BLE001 - truncated, not .npy: reported with the data file's own error later
+        return None
+
+
 class _MetaChecker:
     """Typed access to the keys of a parsed meta.json; every failure names the file and the key."""
 
@@ -305,8 +325,12 @@ class _MetaChecker:
         if bad is not None:
             raise self.fail(key, f"entry {bad} is {values[bad]!r}, not a text")
         if count is not None and len(values) != count:
-            raise self.fail(key, f"{len(values)} entries for {count} samples (key 'labels')")
+            raise self.fail(key, self._count_problem(key, len(values), count))
         return list(values)
+
+    def _count_problem(self, key: str, found: int, count: int) -> str:
+        source = DATA_FILE if key == "labels" else "key 'labels'"
+        return f"{found} entries for the {count} samples of {source}"
 
     def integers(self, key: str, low: int, high: int | None, meaning: str, count: int | None = None,
                  value: Any = None, unique: bool = False) -> np.ndarray:
@@ -317,7 +341,7 @@ class _MetaChecker:
             if isinstance(v, bool) or not isinstance(v, int) or v < low or (high is not None and v > high):
                 raise self.fail(key, f"entry {i} is {v!r}, expected {meaning}")
         if count is not None and len(values) != count:
-            raise self.fail(key, f"{len(values)} entries for {count} samples (key 'labels')")
+            raise self.fail(key, self._count_problem(key, len(values), count))
         out = np.asarray(values, dtype=np.int64)
         if unique and len(np.unique(out)) != len(out):
             seen = np.unique(out, return_counts=True)
@@ -361,25 +385,47 @@ def open_prepared(root: str | Path) -> tuple[PreparedMeta, np.ndarray]:
     return meta, data
 
 
-def nonfinite_rows(data: np.ndarray, rows: np.ndarray | None = None, first_only: bool = False,
-                   chunk: int = 256) -> list[int]:
-    """Indices (into `data`, ascending) of the samples holding NaN or inf, among `rows` (default all); with
-    first_only, at most the first. Chunk by chunk: a memory-mapped dataset is never read whole into memory."""
+# The largest |value| a prepared dataset may hold. Normalisation layers compute a batch's variance in float32:
+# squares of 1e15 (1e30), summed over the ~1e8 values one channel of a large batch holds, stay below float32's
+# 3.4e38; coordinates of 1e30 (finite in float32) give an infinite variance, and every sequence the same feature.
+COORDINATE_LIMIT = 1e15
+
+
+def unusable_rows(data: np.ndarray, rows: np.ndarray | None = None, first_only: bool = False,
+                  chunk: int = 256) -> list[int]:
+    """Indices (into `data`, ascending) of the samples holding NaN, inf or a value beyond ±COORDINATE_LIMIT,
+    among `rows` (default all); with first_only, at most the first. Chunk by chunk: a memory-mapped dataset is
+    never read whole into memory."""
     rows = np.arange(len(data)) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
     found: list[int] = []
     for start in range(0, len(rows), chunk):
         part = rows[start:start + chunk]
         contiguous = len(part) and part[-1] - part[0] + 1 == len(part)
         block = np.asarray(data[part[0]:part[-1] + 1] if contiguous else data[part])
-        found += part[~np.isfinite(block.reshape(len(part), -1)).all(axis=1)].tolist()
+        found += part[~usable_values(block.reshape(len(part), -1)).all(axis=1)].tolist()
         if first_only and found:
             return found[:1]
     return found
 
 
-def nonfinite_error(root: str | Path, meta: PreparedMeta, row: int) -> PreparedDatasetError:
-    return PreparedDatasetError(f"{Path(root) / DATA_FILE}: sample {row} ('{meta.sample_names[row]}') holds NaN "
-                                "or infinite values; fix the source data and prepare again")
+def usable_values(values: np.ndarray) -> np.ndarray:
+    """Elementwise: finite and within ±COORDINATE_LIMIT (NaN compares false)."""
+    return np.abs(values) <= COORDINATE_LIMIT
+
+
+def unusable_problem(sample: np.ndarray) -> str:
+    """What is wrong with a sample `unusable_rows` named."""
+    values = np.asarray(sample, dtype=np.float64)
+    if not np.isfinite(values).all():
+        return "holds NaN or infinite values"
+    return (f"holds a value of {np.abs(values).max():.3g}, beyond ±{COORDINATE_LIMIT:.0e}: the spread of a batch of "
+            "such values overflows float32 (the normalisation layers' variance becomes infinite); scale the "
+            "coordinates (e.g. to metres)")
+
+
+def unusable_error(root: str | Path, meta: PreparedMeta, row: int, data: np.ndarray) -> PreparedDatasetError:
+    return PreparedDatasetError(f"{Path(root) / DATA_FILE}: sample {row} ('{meta.sample_names[row]}') "
+                                f"{unusable_problem(data[row])}; fix the source data and prepare again")
 
 
 SCAN_LIMIT_BYTES = 4 * 1024**3  # `info` scans the values of datasets up to this size
@@ -390,9 +436,9 @@ def summarize(root: str | Path) -> dict[str, Any]:
     meta, data = open_prepared(root)
     n, c, t, v, m = data.shape
     if data.nbytes <= SCAN_LIMIT_BYTES:
-        bad = nonfinite_rows(data)
+        bad = unusable_rows(data)
         values = {"scanned": True, "nonfinite_samples": len(bad), "first_nonfinite": meta.sample_names[bad[0]]
-                  if bad else None}
+                  if bad else None, "first_problem": unusable_problem(data[bad[0]]) if bad else None}
     else:
         values = {"scanned": False, "nonfinite_samples": None, "first_nonfinite": None}
     splits = {}
@@ -545,6 +591,9 @@ def run_prepare(out_dir: str | Path, tasks: list[Any], task_names: list[str], wo
                 if pool else map(_call_worker, jobs)
             for i, (status, payload) in enumerate(track(results, total=n, desc=desc, unit="files",
                                                         enabled=progress)):
+                if status == "ok" and not usable_values(np.asarray(payload[0])).all():
+                    status, payload = "bad", {"file": task_names[i], "line": 0,
+                                              "problem": unusable_problem(payload[0])}
                 if status == "ok":
                     sample, length, extra = payload
                     writer.data[i] = sample
@@ -610,7 +659,7 @@ def read_numeric_rows(path: str | Path, width: int, meaning: str, keep: int | No
     """(rows, keep or width) float32 from a text file of whitespace-separated numbers, `width` a line.
 
     Blank lines are skipped. A line with another count, a non-numeric value (the dropped columns included), NaN,
-    inf or a value beyond float32 raises BadInputError naming the file, the line and the problem; so does a file
+    inf or a value beyond ±COORDINATE_LIMIT raises BadInputError naming the file, the line and the problem; so does a file
     without rows or a file that is not text. `meaning` describes a line for the
     message (e.g. "x y z confidence").
     """
@@ -626,8 +675,8 @@ def read_numeric_rows(path: str | Path, width: int, meaning: str, keep: int | No
             values = [float(v) for v in parts]
         except ValueError:
             raise BadInputError(path, number, f"non-numeric value in '{line.strip()[:60]}'") from None
-        # stored as float32: a value beyond its range (3.4e38) would silently become inf
-        if not all(abs(v) <= FLOAT32_MAX for v in values):
+        # stored as float32 (beyond 3.4e38 a value silently becomes inf), and the prepared format's bound
+        if not all(abs(v) <= COORDINATE_LIMIT for v in values):
             raise BadInputError(path, number, f"NaN, infinite or out-of-range value in '{line.strip()[:60]}'")
         rows.append(values[:keep])
     if not rows:

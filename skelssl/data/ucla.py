@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from skelssl.data.ntu_preprocess import resample_linear
-from skelssl.data.prepared import (FLOAT32_MAX, BadInputError, PreparedMeta, PrepareReport, SkipSample,
+from skelssl.data.prepared import (BadInputError, PreparedMeta, PrepareReport, SkipSample, usable_values,
                                    provenance, run_prepare)
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import KINECT20
@@ -74,8 +74,8 @@ def read_ucla_json(path: str | Path) -> tuple[np.ndarray, int, str]:
         values = np.array(frames, dtype=np.float64)
     except OverflowError:  # an integer beyond any float
         values = np.full(1, np.inf)
-    if not (np.abs(values) <= FLOAT32_MAX).all():
-        frame = int(np.nonzero(~(np.abs(values) <= FLOAT32_MAX).reshape(len(values), -1).all(axis=1))[0][0]) \
+    if not usable_values(values).all():
+        frame = int(np.nonzero(~usable_values(values).reshape(len(values), -1).all(axis=1))[0][0]) \
             if values.ndim == 3 else 0
         raise BadInputError(path, 0, f"key 'skeletons': NaN, infinite or out-of-range value in frame {frame + 1}")
     joints = values.astype(np.float32)

@@ -9,6 +9,7 @@ results.json is a JSON list of records; writing merges with what is already ther
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, fields
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Iterable
 
 from skelssl.errors import UserError
+from skelssl.outputs import check_output_dir
 
 RESULTS_FILE = "results.json"
 COLUMNS = ("dataset", "split", "model", "stream", "protocol", "metric", "value")
@@ -77,8 +79,12 @@ def read_results(path: str | Path) -> list[ResultRecord]:
 
 def write_results(run_dir: str | Path, records: Iterable[ResultRecord]) -> Path:
     """Merge `records` into RUN_DIR/results.json (atomically) and return its path."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    records = list(records)
+    bad = next((record for record in records if not math.isfinite(record.value)), None)
+    if bad is not None:  # JSON has no NaN: results.json stays valid JSON, and a NaN accuracy is a bug to report
+        raise UserError(f"the result {'/'.join(bad.key)} is {bad.value}, not a number; nothing was written to "
+                        f"{Path(run_dir) / RESULTS_FILE}")
+    run_dir = check_output_dir(run_dir)
     file = run_dir / RESULTS_FILE
     merged = {record.key: record for record in (read_results(file) if file.exists() else [])}
     for record in records:
@@ -86,7 +92,7 @@ def write_results(run_dir: str | Path, records: Iterable[ResultRecord]) -> Path:
     handle, tmp_name = tempfile.mkstemp(prefix=RESULTS_FILE + ".", suffix=".tmp", dir=run_dir)
     try:
         with os.fdopen(handle, "w") as stream:
-            json.dump([asdict(record) for record in merged.values()], stream, indent=1)
+            json.dump([asdict(record) for record in merged.values()], stream, indent=1, allow_nan=False)
         os.replace(tmp_name, file)
     except BaseException:
         if os.path.exists(tmp_name):

@@ -14,14 +14,15 @@ import torch
 from omegaconf import OmegaConf
 
 from skelssl.checkpoints import method_from_checkpoint, read_checkpoint, run_dir_of
-from skelssl.config import check_keys, model_label
+from skelssl.config import check_keys, model_label, validate_config
+from skelssl.data.prepared import load_meta
 from skelssl.errors import UserError
 from skelssl.evaluation.batchnorm import RANDOM_INIT_BATCHNORM, calibrate_on_training_split
 from skelssl.evaluation.fusion import StreamScores
 from skelssl.evaluation.protocols import EvalContext, get_protocol
 from skelssl.evaluation.results import ResultRecord
 
-__all__ = ["pick_device", "evaluate_checkpoints", "evaluate_method", "prepare_random_init"]
+__all__ = ["pick_device", "evaluate_checkpoints", "evaluate_method", "prepare_random_init", "require_train_and_test"]
 
 
 def pick_device(accelerator: str = "auto") -> torch.device:
@@ -33,8 +34,6 @@ def pick_device(accelerator: str = "auto") -> torch.device:
 
 def _dataset_name(cfg: Any) -> str:
     """The dataset's own name (meta.json), not the config's label for it."""
-    from skelssl.data.prepared import load_meta
-
     try:
         return load_meta(cfg.data.root).dataset
     except Exception:  # noqa: BLE001 - the protocols report a missing dataset themselves
@@ -60,6 +59,19 @@ def evaluate_method(method: Any, protocols: Sequence[str], model_name: str, devi
     if scores is not None:
         scores.extend(context.scores)
     return records
+
+
+def require_train_and_test(cfg: Any) -> None:
+    """Every protocol needs samples in both parts of the split it evaluates on: say so before any work."""
+    root, split = cfg.data.root, str(cfg.data.split)
+    meta = load_meta(root)
+    if split not in meta.splits:
+        raise UserError(f"dataset '{root}' has no split '{split}'; it has: {', '.join(sorted(meta.splits))} "
+                        "(set data.split)")
+    for part in ("train", "test"):
+        if len(meta.splits[split].get(part, [])) == 0:
+            raise UserError(f"split '{split}' of '{root}' has no {part} sequences: evaluation needs both a train and "
+                            f"a test part (`skelssl info {root}` shows the counts; choose another data.split)")
 
 
 def prepare_random_init(method: Any, device: torch.device) -> None:
@@ -93,10 +105,13 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[
     records: list[ResultRecord] = []
     baselines_done: set[str] = set()
     for path in checkpoints:
-        saved = OmegaConf.create(read_checkpoint(path)["hyper_parameters"]["cfg"])
+        saved_dict = read_checkpoint(path)["hyper_parameters"]["cfg"]
+        saved = OmegaConf.create(saved_dict)
         if overrides:
             check_keys(overrides, saved, "the command line")
         cfg = OmegaConf.merge(saved, overrides or {})
+        validate_config(cfg, [(f"the config saved in {path}", saved_dict), ("the command line", overrides or {})])
+        require_train_and_test(cfg)
         run_device = device or pick_device(str(cfg.trainer.accelerator))
         models = [(model_label(cfg), True)]
         baseline_key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.data),

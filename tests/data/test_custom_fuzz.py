@@ -177,7 +177,8 @@ def acceptable(case: dict, data: np.ndarray, labels, split, lengths) -> tuple[bo
     good = []
     for i in range(n):
         sample = samples[i] if lengths is None else samples[i][:, :int(lengths[i])]
-        good.append(bool(np.isfinite(samples[i]).all() and (sample[:c if c < 3 else 3] != 0).any()))
+        good.append(bool((np.abs(samples[i]) <= 1e15).all() and  # NaN, inf, beyond the prepared format's bound
+                          (sample[:c if c < 3 else 3] != 0).any()))
     good = np.array(good)
     if not good.all() and (not case["skip_bad"] or not good.any()):
         return False, None

@@ -26,6 +26,7 @@ from skelssl.errors import UserError
 TIMEOUT = 30.0  # seconds: generous for a busy 2-core machine; every input here parses in milliseconds
 OUTCOMES: dict[str, Counter] = defaultdict(Counter)
 FLOAT32_MAX = 3.4028234663852886e38
+COORDINATE_LIMIT = 1e15  # the largest |coordinate| a prepared dataset may hold (docs/data.md), written independently
 
 
 def fuzz_settings(examples: int) -> settings:
@@ -89,14 +90,15 @@ class Reject(Exception):
     """Raised by the reference parsers of the tests: the input is not valid by the format's rules."""
 
 
-def ref_float(token: str) -> float:
-    """A coordinate as the formats define it: a decimal number (Python's float syntax) within float32."""
+def ref_float(token: str, limit: float = COORDINATE_LIMIT) -> float:
+    """A coordinate as the formats define it: a decimal number (Python's float syntax) within ±COORDINATE_LIMIT
+    (other values, e.g. a confidence: within `limit`, float32's range)."""
     try:
         value = float(token)
     except ValueError:
         raise Reject(f"not a number: {token!r}") from None
-    if not abs(value) <= FLOAT32_MAX:
-        raise Reject(f"not finite in float32: {token!r}")
+    if not abs(value) <= limit:
+        raise Reject(f"beyond ±{limit:g}: {token!r}")
     return value
 
 

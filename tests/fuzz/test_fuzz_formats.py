@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from skelssl.data.formats import convert_aimclr, convert_ctrgcn, convert_pyskl
 from skelssl.data.prepared import load_meta, open_data
-from tests.fuzz.harness import FLOAT32_MAX, Reject, fuzz_settings, outcome
+from tests.fuzz.harness import COORDINATE_LIMIT, Reject, fuzz_settings, outcome
 from tests.conftest import snapshot, staging_left, write_earlier_dataset
 
 MAX_CLASSES = 10_000
@@ -26,7 +26,7 @@ HOSTILE_LABELS = [3.7, True, "3", None, -1, 10**12, MAX_CLASSES, float("nan"), [
 def ref_values(arr: np.ndarray, shape_ok) -> np.ndarray:
     if arr.dtype.kind not in "iuf" or not shape_ok(arr.shape) or 0 in arr.shape:
         raise Reject("array kind or shape")
-    if not (np.abs(arr.astype(np.float64)) <= FLOAT32_MAX).all():
+    if not (np.abs(arr.astype(np.float64)) <= COORDINATE_LIMIT).all():
         raise Reject("not finite in float32")
     return arr.astype(np.float32)
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from skelssl.data.pkummd import (ACTION_IDS, prepare_pkummd, read_pku_labels, read_pku_skeleton,
                                  read_split_list)
 from skelssl.data.prepared import load_meta, open_data
-from tests.fuzz.harness import (Reject, against_reference, fuzz_settings, mutate, outcome, ref_float, ref_int,
+from tests.fuzz.harness import (FLOAT32_MAX, Reject, against_reference, fuzz_settings, mutate, outcome, ref_float, ref_int,
                                 ref_lines)
 from tests.conftest import snapshot, staging_left, write_earlier_dataset
 
@@ -51,7 +51,7 @@ def ref_labels(data: bytes, part: int, frames: int | None = None) -> list[tuple[
         if len(fields) != 4 or "" in fields:
             raise Reject("fields")
         action, start, end = (ref_int(f) for f in fields[:3])
-        ref_float(fields[3])
+        ref_float(fields[3], limit=FLOAT32_MAX)
         if action not in ACTION_IDS[part] or start < 0 or end < start or (frames is not None and end >= frames):
             raise Reject("values")
         out.append((action, start, end))

@@ -156,7 +156,7 @@ def test_info_and_dataset_agree_with_reference(case):
             assert kind == "error", f"{case['what']}: info accepted a directory the format rejects"
         else:
             assert kind == "result", f"{case['what']}: info refused a valid directory: {info}"
-            bad = [i for i in range(len(data)) if not np.isfinite(data[i]).all()]
+            bad = [i for i in range(len(data)) if not (np.abs(data[i]) <= 1e15).all()]  # NaN, inf, or unusably large
             assert info["values"]["nonfinite_samples"] == len(bad)
             assert info["values"]["first_nonfinite"] == (meta["sample_names"][bad[0]] if bad else None)
             for split, parts in meta["splits"].items():

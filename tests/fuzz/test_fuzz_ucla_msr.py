@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from skelssl.data.msr import prepare_msr_action3d, read_msr_file
 from skelssl.data.prepared import load_meta
 from skelssl.data.ucla import prepare_nw_ucla, read_ucla_json
-from tests.fuzz.harness import (FLOAT32_MAX, Reject, against_reference, fuzz_settings, mutate, outcome,
+from tests.fuzz.harness import (COORDINATE_LIMIT, Reject, against_reference, fuzz_settings, mutate, outcome,
                                 ref_float, ref_lines)
 from tests.conftest import snapshot, staging_left, write_earlier_dataset
 
@@ -42,7 +42,7 @@ def ref_ucla(data: bytes) -> tuple[np.ndarray, int]:
             if not isinstance(joint, list) or len(joint) != 3:
                 raise Reject("joint")
             for v in joint:
-                if isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= FLOAT32_MAX:
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not abs(v) <= COORDINATE_LIMIT:
                     raise Reject("value")
     label = raw["label"]
     if isinstance(label, bool) or not isinstance(label, (int, float)) or not math.isfinite(label) or \

@@ -35,12 +35,13 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from skelssl.errors import UserError
+from skelssl.errors import NonFiniteError, UserError
 from skelssl.methods.core.banks import MemoryQueue
 from skelssl.methods.core.momentum import update_momentum
 from skelssl.methods.core.plugins import PLUGINS, Plugin
 from skelssl.methods.core.warmup import WarmupStage
 from skelssl.models import build_encoder
+from skelssl.models.finite import batchnorm_statistics, first_nonfinite
 from skelssl.models.heads import Projector
 from skelssl.models.stgcn import init_official_
 from skelssl.skeleton.layouts import Layout, get_layout
@@ -239,6 +240,12 @@ class MoCoMethod(L.LightningModule):
                               if isinstance(value, (Tensor, float, int)))
             self._not_finite(f"the loss became {loss.item()} ({terms or 'no terms logged'})", batch_idx)
             return None  # Lightning skips the backward pass and the optimiser step
+        statistic = first_nonfinite(batchnorm_statistics(self))
+        if statistic is not None:  # a finite loss can hide it: every sequence then gets the same feature
+            self._not_finite(f"the BatchNorm statistic '{statistic}' became infinite or NaN in this step's forward "
+                             "pass (a batch whose spread float32 cannot hold: check the data's scale with "
+                             "`skelssl info`)", batch_idx)
+            return None
         size = batch["x"].shape[0]
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
         for key, value in logs.items():
@@ -247,8 +254,6 @@ class MoCoMethod(L.LightningModule):
 
     def _not_finite(self, what: str, batch_idx: int) -> None:
         """A non-finite loss or gradient: stop with a message (default), or skip the step and count it."""
-        from skelssl.errors import NonFiniteError
-
         where = f"{self.name}: at epoch {self.current_epoch}, step {self.global_step} (batch {batch_idx}), {what}"
         limit = int(self.cfg.trainer.get("max_nonfinite_skips", 0))
         if self.cfg.trainer.get("nonfinite", "stop") != "skip" or self.skipped_steps >= limit:
@@ -275,8 +280,13 @@ class MoCoMethod(L.LightningModule):
         super().optimizer_step(*args, **kwargs)
         if self._skip_step:
             self._pending_keys = []
-        else:
-            self.after_optimizer_step()
+            return
+        self.after_optimizer_step()
+        weight = first_nonfinite(self.named_parameters())
+        if weight is not None:  # an update cannot be undone: stop, whatever trainer.nonfinite says
+                raise NonFiniteError(f"{self.name}: at epoch {self.current_epoch}, step {self.global_step}, the weight "
+                                 f"'{weight}' became infinite or NaN in the optimiser step. The last good checkpoint "
+                                 "is kept. Lower optim.lr (or check the data's scale with `skelssl info`)")
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         for plugin in self.plugins.values():

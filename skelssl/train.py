@@ -202,6 +202,9 @@ def prepare_run_dir(cfg: DictConfig) -> RunStart:
         raise UserError(f"run_dir '{run_dir}' is an existing file, not a folder; choose another run_dir (the file "
                         "was left as it is)")
     held = list_entries(run_dir) if run_dir.is_dir() else []
+    # the run's own dataset may live inside it (the demo's RUN/dataset): read by the run, never cleared
+    data_root = Path(cfg.data.root).resolve()
+    held = [name for name in held if (run_dir / name).resolve() != data_root]
     ours = [name for name in held if _is_run_entry(name)]
     foreign = [name for name in held if not _is_run_entry(name)]
     is_run = "config.yaml" in ours or "checkpoints" in ours

@@ -162,3 +162,18 @@ def test_fuzzed_overrides_are_refused_by_name_or_build(case, tiny_dataset, tmp_p
                   enable_progress_bar=False, deterministic=bool(cfg.trainer.deterministic))
     except UserError:
         pass  # refused with skelssl's own message when the method is built
+
+
+def test_a_value_where_a_section_belongs_is_named(tmp_path):
+    own = tmp_path / "own.yaml"
+    own.write_text("optim: 5\n")
+    with pytest.raises(UserError, match=rf"config key 'optim' = 5 \('{own}'\): must be a section of keys"):
+        load_config(own)
+    with pytest.raises(UserError, match=r"config key 'eval.fusion_weights' = \[\] \(the command line\): must be a "
+                                        "mapping"):
+        load_config(None, ["eval.fusion_weights=[]"])
+    with pytest.raises(UserError, match=r"config key 'trainer' = 2 \(the command line\): must be a section of keys"):
+        load_config(None, ["trainer.epochs=1", "trainer=2"])
+    with pytest.raises(UserError, match=r"override 'trainer=\[1\]' conflicts with 'trainer.epochs=1': 'trainer' "
+                                        "cannot be both a value and a section of keys"):
+        load_config(None, ["trainer.epochs=1", "trainer=[1]"])

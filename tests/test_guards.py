@@ -153,3 +153,15 @@ def test_a_checkpoint_with_a_nan_tensor_is_refused_naming_it(trained, tmp_path, 
     from skelssl.checkpoints import resume_checkpoint
 
     assert resume_checkpoint(run_dir, quiet=True) == run_dir / PREVIOUS_CHECKPOINT
+
+
+def test_info_on_unusable_values_prints_no_library_warning_and_no_statistics_of_them(huge_copy, capsys):
+    root, _, _ = huge_copy
+    data = np.load(root / "data.npy", mmap_mode="r+")
+    data[0, 0, 0, 0, 0] = np.inf
+    data.flush()
+    del data
+    code, out, err = _run(capsys, ["info", str(root)])
+    assert code == 0 and "WARNING: 2 sample(s) hold NaN, infinite or unusably large values" in out
+    assert "RuntimeWarning" not in err and "invalid value" not in err
+    assert "warning:" not in out  # the normalisation warnings read the usable samples only (these are fine)

@@ -115,3 +115,13 @@ def test_the_fallback_to_the_previous_checkpoint_is_said_once(tiny_dataset, fini
                                    "resume=true"])
     assert code == 0, err
     assert (out + err).count("resuming from the checkpoint before it") == 1
+
+
+def test_the_runs_own_dataset_inside_its_folder_is_kept(tiny_dataset, tmp_path, capsys):
+    """The demo prepares its data in RUN/dataset before it pretrains: neither a foreign file nor the run's."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_dataset, run_dir / "dataset")
+    argv = ["pretrain", *tiny_overrides(run_dir / "dataset", run_dir, **{"trainer.epochs": 1})]
+    assert main(argv) == 0
+    assert main(argv + ["overwrite=true"]) == 0, capsys.readouterr().err
+    assert (run_dir / "dataset" / "meta.json").is_file() and (run_dir / LAST_CHECKPOINT).is_file()

@@ -31,8 +31,12 @@ def test_loggers_follow_the_config(tmp_path):
 
 
 def test_unknown_logger_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match=r"'tracking.loggers' = \['csv', 'comet'\] \(the command line\): item 1 "
+                                        r"\('comet'\) must be one of csv, tensorboard, mlflow, wandb"):
+        _cfg(tmp_path, ["csv", "comet"])
+    raw = OmegaConf.create({"tracking": {"loggers": ["csv", "comet"]}})  # a config built without composition
     with pytest.raises(UserError, match="unknown logger.*'comet'.*csv, tensorboard, mlflow, wandb"):
-        build_loggers(_cfg(tmp_path, ["csv", "comet"]), tmp_path)
+        build_loggers(raw, tmp_path)
 
 
 @pytest.mark.parametrize("name, package", [("mlflow", "mlflow"), ("wandb", "wandb")])

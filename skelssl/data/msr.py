@@ -75,7 +75,9 @@ def prepare_msr_action3d(raw_dir: str | Path, out_dir: str | Path, frames: int =
     if file_list and not list_path.is_file():
         raise UserError(f"file list '{list_path}' does not exist")
     if list_path.is_file():
-        stems = [line.split()[0] for line in read_text_lines(list_path) if line.strip()]
+        # a list names each recording by its stem (a01_s01_e01) or by its whole file name
+        stems = [line.split()[0].removesuffix("_skeleton3D.txt") for line in read_text_lines(list_path)
+                 if line.strip()]
         files = [raw_dir / f"{stem}_skeleton3D.txt" for stem in stems]
         missing = [f.name for f in files if not f.is_file()]
         if missing:

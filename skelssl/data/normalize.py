@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from skelssl.data.ntu_preprocess import resample_linear, rotation_between
+from skelssl.data.prepared import usable_values
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import Layout
 
@@ -422,6 +423,10 @@ def dataset_warnings(data: np.ndarray, channel_names: tuple[str, ...] | list[str
     k = coordinate_count(channel_names, c) if channel_names else min(c, 3)
     rows = np.unique(np.linspace(0, n - 1, min(n, limit)).astype(np.int64))
     sample = np.asarray(data[rows], dtype=np.float64)[:, :k]  # (n', k, T, V, M)
+    # samples with NaN, inf or unusably large values are reported on their own (prepared.unusable_rows)
+    sample = sample[usable_values(sample.reshape(len(sample), -1)).all(axis=1)]
+    if len(sample) == 0:
+        return []
     present = (sample != 0).any(axis=1)  # (n', T, V, M)
     frames_used = present.any(axis=(2, 3))  # (n', T)
     warnings: list[str] = []
@@ -433,7 +438,7 @@ def dataset_warnings(data: np.ndarray, channel_names: tuple[str, ...] | list[str
                         "frames to a fixed length (`skelssl prepare custom ... --temporal resample --frames 50`, "
                         "the default), unless your method crops the valid frames itself (crop_resize)")
     ratios, spreads = [], []
-    for i in range(len(rows)):
+    for i in range(len(sample)):
         first = np.flatnonzero(present[i, :, :, 0].any(axis=1))
         if not len(first):
             continue

@@ -272,8 +272,10 @@ def load_meta(root: str | Path) -> PreparedMeta:
     try:
         layout = get_layout(layout_spec) if isinstance(layout_spec, str) else \
             Layout.from_dict(layout_spec, source=f"{meta_path} key 'layout'")
-    except ValueError as err:  # LayoutError
-        raise PreparedDatasetError(f"{meta_path}: key 'layout': {err}") from None
+    except ValueError as err:  # LayoutError; a layout of meta.json already names the file and the key
+        text = str(err)
+        raise PreparedDatasetError(text if text.startswith(str(meta_path)) else
+                                   f"{meta_path}: key 'layout': {text}") from None
     provenance = raw.get("provenance", {})
     extra = raw.get("extra_arrays", [])
     if not isinstance(provenance, dict) or not isinstance(extra, list) or \

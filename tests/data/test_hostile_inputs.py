@@ -292,3 +292,13 @@ def test_dataset_written_by_a_preparer_must_read_back(tmp_path):
     with pytest.raises(PreparedDatasetError, match="fails its own checks.*sample 1 \\('s1'\\) has 9 valid frames"):
         write_prepared(tmp_path / "out", np.zeros((2, 3, 4, 25, 1), np.float32), meta)
     assert not (tmp_path / "out").exists() and not staging_left(tmp_path)
+
+
+def test_a_layout_error_in_meta_json_names_the_file_once(prepared_copy, capsys):
+    meta = json.loads((prepared_copy / "meta.json").read_text())
+    layout = NTU25.to_dict()
+    layout["edges"] = [list(e) for e in layout["edges"]] + [[layout["edges"][0][1], layout["edges"][0][0]]]
+    meta["layout"] = layout
+    (prepared_copy / "meta.json").write_text(json.dumps(meta))
+    err = _one_line_error(capsys, ["info", str(prepared_copy)])
+    assert err.count(str(prepared_copy / "meta.json")) == 1 and "'layout'" in err, err

@@ -11,6 +11,7 @@ import pytest
 from skelssl.data.msr import MSR_TO_KINECT20, prepare_msr_action3d, read_msr_file
 from skelssl.data.prepared import BadInputError, load_meta, open_data
 from skelssl.data.ucla import prepare_nw_ucla, read_ucla_json
+from skelssl.errors import UserError
 from skelssl.skeleton.layouts import KINECT20
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -122,3 +123,21 @@ def test_msr_degenerate_and_bad_files(tmp_path):
     report = prepare_msr_action3d(raw, tmp_path / "out2", frames=4, skip_bad=True, workers=1, progress=False,
                                   drop_degenerate=True)
     assert report.samples == 1
+
+
+def test_msr_file_list_by_stem_or_by_whole_file_name(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a01_s01_e01", "a02_s02_e01", "a03_s03_e01"):
+        np.savetxt(raw / f"{name}_skeleton3D.txt", rng.normal(size=(20 * 5, 4)))
+    (tmp_path / "stems.txt").write_text("a01_s01_e01\na03_s03_e01\n")
+    (tmp_path / "names.txt").write_text("a01_s01_e01_skeleton3D.txt\na03_s03_e01_skeleton3D.txt\n")
+    for listing in ("stems.txt", "names.txt"):
+        out = tmp_path / f"out_{listing}"
+        prepare_msr_action3d(raw, out, frames=4, file_list=tmp_path / listing, workers=1, progress=False)
+        assert load_meta(out).sample_names == ["a01_s01_e01", "a03_s03_e01"]
+    (tmp_path / "gone.txt").write_text("a09_s09_e01_skeleton3D.txt\n")
+    with pytest.raises(UserError, match=r"e\.g\. a09_s09_e01_skeleton3D\.txt$"):  # once, not ..._skeleton3D.txt twice
+        prepare_msr_action3d(raw, tmp_path / "gone", frames=4, file_list=tmp_path / "gone.txt", workers=1,
+                             progress=False)

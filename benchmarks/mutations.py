@@ -1,0 +1,174 @@
+"""The mutation list: deliberate breakages the test suite must catch, one per bug fixed or mechanism guarded.
+
+    python benchmarks/mutations.py [--only NAME ...] [--list]
+
+Each entry replaces one snippet of a source file (it must occur exactly once), runs the tests named with it and
+restores the file, whatever happens. The entry is killed when those tests fail, and survives when they still
+pass: then the tests cannot tell the broken code from the right one, a defect to fix. Prints one line per entry
+and the count; exits 1 if any survived. Every bug fixed adds an entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+    why: str
+
+
+M = Mutation
+MUTATIONS = [
+    # issue 21: --out and run_dir replace only what skelssl wrote
+    M("out-owner-ignored", "skelssl/outputs.py", "    problem = owner_problem(path)\n", "    problem = None\n",
+      ("tests/data/test_outputs.py",), "a folder of the user's was replaced (and deleted) as if skelssl wrote it"),
+    M("out-file-accepted", "skelssl/outputs.py", "    if path.is_symlink() or not path.is_dir():\n",
+      "    if False:\n", ("tests/data/test_outputs.py::test_an_existing_file_is_refused_and_kept",),
+      "an existing file given as --out was renamed away"),
+    M("replace-no-restore", "skelssl/outputs.py", "        os.replace(aside, target)\n        raise\n",
+      "        raise\n", ("tests/data/test_outputs.py::test_a_failed_rename_puts_the_earlier_output_back",),
+      "a failed rename lost the earlier dataset"),
+    M("stale-staging-kept", "skelssl/data/prepared.py", "    if out_dir.parent.is_dir():\n        for path in",
+      "    if False:\n        for path in",
+      ("tests/data/test_ntu.py::test_skip_bad_reports_every_file_and_missing_skeletons",),
+      "what a killed prepare staged stays on disk forever"),
+    M("run-dir-foreign-accepted", "skelssl/train.py", "    if foreign and not is_run:\n", "    if False:\n",
+      ("tests/test_run_dir.py::test_a_folder_of_the_users_is_never_a_run_dir",),
+      "a folder of the user's became a run directory"),
+    M("killed-run-blocks-retry", "skelssl/train.py", "    if is_run and not run_has_checkpoint(run_dir):\n",
+      "    if False:\n", ("tests/test_run_dir.py::test_a_run_killed_before_its_first_checkpoint_starts_again",),
+      "a run killed before its first checkpoint could only be retried with overwrite=true"),
+    M("resume-shortens-run", "skelssl/train.py", "        if int(cfg.trainer.epochs) < trained:\n",
+      "        if False:\n", ("tests/test_run_dir.py::test_resume_cannot_shorten_a_finished_run",),
+      "resuming a finished run with fewer epochs was accepted and rewrote config.yaml"),
+    M("refused-start-writes", "skelssl/train.py",
+      "    start = prepare_run_dir(cfg)  # refusals come before anything is written\n",
+      "    start = prepare_run_dir(cfg)  # refusals come before anything is written\n    start.apply(cfg, [])\n",
+      ("tests/test_run_dir.py::test_a_refused_start_writes_nothing",),
+      "a refused start left a run_dir that blocked the retry"),
+    M("failed-start-left-behind", "skelssl/train.py", "            shutil.rmtree(self.run_dir, ignore_errors=True)\n",
+      "            pass\n", ("tests/test_run_dir.py::test_a_failure_while_the_trainer_is_built_leaves_no_new_folder",),
+      "a start that failed while the trainer was built left its folder"),
+    M("fallback-said-twice", "skelssl/checkpoints.py", "        if path == previous and not quiet:\n",
+      "        if path == previous:\n",
+      ("tests/test_run_dir.py::test_the_fallback_to_the_previous_checkpoint_is_said_once",),
+      "the previous.ckpt fallback notice was printed twice"),
+    M("report-overwrites-users-file", "skelssl/outputs.py", "        if first.strip() != REPORT_MARK:\n",
+      "        if False:\n",
+      ("tests/evaluation/test_evaluate_refusals.py::test_an_out_that_is_a_users_file_is_refused_by_evaluate_report_and_analyze",),
+      "report --out overwrote a file of the user's"),
+    # issue 21: every config value checked at composition
+    M("rule-bounds-ignored", "skelssl/settings.py", "        if (self.ge is not None and value < self.ge) or",
+      "        if False and (self.ge is not None and value < self.ge) or",
+      ("tests/test_config_rules.py",), "momentum=2, lr=-1, num_workers=-2 were accepted"),
+    M("no-validation", "skelssl/config.py", "    validate_config(cfg, sources)\n    return cfg\n",
+      "    return cfg\n", ("tests/test_config_rules.py",), "values were checked by nobody (tracebacks, silent runs)"),
+    M("sections-unchecked", "skelssl/settings.py", "            found[path] = Section()\n", "",
+      ("tests/test_config_rules.py::test_a_value_where_a_section_belongs_is_named",),
+      "optim: 5 replaced a whole section unchecked"),
+    M("yaml-error-without-place", "skelssl/yamlio.py",
+      '        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)\n',
+      "        where = str(path)\n",
+      ("tests/test_config_rules.py::test_a_yaml_syntax_error_names_file_line_and_column",),
+      "a YAML syntax error named neither the line nor the column"),
+    M("evaluate-overrides-unchecked", "skelssl/evaluation/runner.py",
+      '        validate_config(cfg, [(f"the config saved in {path}", saved_dict), ("the command line", overrides or {})])\n',
+      "", ("tests/evaluation/test_evaluate_refusals.py::test_k_below_one_is_refused_at_composition",),
+      "eval.knn_k=[0] reported weighted_k0 = 50 %"),
+    # issue 21: silently wrong results
+    M("empty-part-accepted", "skelssl/evaluation/runner.py", "        require_train_and_test(cfg)\n", "",
+      ("tests/evaluation/test_evaluate_refusals.py::test_an_empty_part_is_refused_before_any_work",),
+      "an empty test part printed nan and wrote bare NaN into results.json"),
+    M("nan-result-written", "skelssl/evaluation/results.py", "    if bad is not None:  # JSON has no NaN",
+      "    if False:  # JSON has no NaN",
+      ("tests/evaluation/test_evaluate_refusals.py::test_a_nan_result_is_not_written_and_results_json_stays_json",),
+      "results.json could hold NaN (not JSON)"),
+    M("coordinate-limit-off", "skelssl/data/prepared.py", "    return np.abs(values) <= COORDINATE_LIMIT\n",
+      "    return np.isfinite(values)\n", ("tests/test_guards.py",),
+      "coordinates of 1e30 trained to one feature for every sequence"),
+    M("batchnorm-statistics-unchecked", "skelssl/methods/core/base.py",
+      "        statistic = first_nonfinite(batchnorm_statistics(self))\n", "        statistic = None\n",
+      ("tests/test_guards.py::test_a_batchnorm_statistic_gone_infinite_stops_the_run_though_the_loss_is_finite",),
+      "running_var became inf with a finite loss and the run 'finished'"),
+    M("weights-unchecked", "skelssl/methods/core/base.py",
+      "        weight = first_nonfinite(self.named_parameters())\n", "        weight = None\n",
+      ("tests/test_guards.py::test_a_weight_gone_infinite_in_the_optimiser_step_stops_the_run",),
+      "a weight gone inf in the optimiser step was saved"),
+    M("nan-checkpoint-accepted", "skelssl/checkpoints.py", "    bad = first_nonfinite(state.items())\n",
+      "    bad = None\n", ("tests/test_guards.py::test_a_checkpoint_with_a_nan_tensor_is_refused_naming_it",),
+      "a checkpoint with a NaN weight evaluated to 50 % on every metric"),
+    M("info-statistics-of-unusable-samples", "skelssl/data/normalize.py",
+      "    sample = sample[usable_values(sample.reshape(len(sample), -1)).all(axis=1)]\n", "",
+      ("tests/test_guards.py::test_info_on_unusable_values_prints_no_library_warning_and_no_statistics_of_them",),
+      "info printed numpy's RuntimeWarning twice and warnings computed from inf"),
+    # issue 21: misleading messages
+    M("labels-count-blames-lengths", "skelssl/data/prepared.py", "                            count=n_data)\n",
+      "                            count=None)\n",
+      ("tests/data/test_hostile_inputs.py::test_info_on_meta_and_data_that_disagree",),
+      "5 labels for 6 samples blamed 'lengths'"),
+    M("msr-list-names-doubled", "skelssl/data/msr.py", '.removesuffix("_skeleton3D.txt")', "",
+      ("tests/data/test_ucla_msr.py::test_msr_file_list_by_stem_or_by_whole_file_name",),
+      "a file list with whole names looked for ..._skeleton3D.txt_skeleton3D.txt"),
+    M("layout-path-repeated", "skelssl/data/prepared.py",
+      "        raise PreparedDatasetError(text if text.startswith(str(meta_path)) else\n",
+      "        raise PreparedDatasetError(text if False else\n",
+      ("tests/data/test_hostile_inputs.py::test_a_layout_error_in_meta_json_names_the_file_once",),
+      "a layout error in meta.json named the file twice"),
+    M("run-dir-not-a-checkpoint", "skelssl/checkpoints.py", "    if path.is_dir():\n        if (path / LAST_CHECKPOINT)",
+      "    if False:\n        if (path / LAST_CHECKPOINT)",
+      ("tests/evaluation/test_evaluate_refusals.py::test_a_run_directory_stands_for_its_last_checkpoint",),
+      "evaluate --checkpoint RUN said the checkpoint does not exist"),
+]
+
+
+def run(mutation: Mutation) -> tuple[bool, float, str]:
+    """(killed, seconds, what went wrong applying it)."""
+    path = ROOT / mutation.path
+    original = path.read_text()
+    if original.count(mutation.old) != 1:
+        return False, 0.0, f"the snippet occurs {original.count(mutation.old)} times in {mutation.path}"
+    started = time.perf_counter()
+    try:
+        path.write_text(original.replace(mutation.old, mutation.new))
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *mutation.tests],
+                              cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    finally:
+        path.write_text(original)
+    return done.returncode != 0, time.perf_counter() - started, ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", default=[], help="entry names (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the entries and exit")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    if args.list:
+        for m in chosen:
+            print(f"{m.name:40s} {m.path}: {m.why}")
+        return
+    survived = 0
+    for m in chosen:
+        killed, seconds, problem = run(m)
+        survived += not killed
+        state = "killed  " if killed else "SURVIVED"
+        print(f"{state} {m.name:40s} {seconds:6.1f} s  {problem or m.why}", flush=True)
+    print(f"\n{len(chosen) - survived} of {len(chosen)} mutations killed")
+    sys.exit(1 if survived else 0)
+
+
+if __name__ == "__main__":
+    main()

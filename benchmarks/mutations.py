@@ -59,6 +59,9 @@ MUTATIONS = [
       "    start = prepare_run_dir(cfg)  # refusals come before anything is written\n    start.apply(cfg, [])\n",
       ("tests/test_run_dir.py::test_a_refused_start_writes_nothing",),
       "a refused start left a run_dir that blocked the retry"),
+    M("results-without-run-cleared", "skelssl/train.py", "    if not is_run:  # evaluate's", "    if False:  # evaluate's",
+      ("tests/test_run_dir.py::test_results_without_a_run_stay_when_a_run_starts_beside_them",),
+      "a pretrain into a folder holding evaluate's results.json deleted it"),
     M("failed-start-left-behind", "skelssl/train.py", "            shutil.rmtree(self.run_dir, ignore_errors=True)\n",
       "            pass\n", ("tests/test_run_dir.py::test_a_failure_while_the_trainer_is_built_leaves_no_new_folder",),
       "a start that failed while the trainer was built left its folder"),
@@ -68,7 +71,8 @@ MUTATIONS = [
       "the previous.ckpt fallback notice was printed twice"),
     M("report-overwrites-users-file", "skelssl/outputs.py", "        if first.strip() != REPORT_MARK:\n",
       "        if False:\n",
-      ("tests/evaluation/test_evaluate_refusals.py::test_an_out_that_is_a_users_file_is_refused_by_evaluate_report_and_analyze",),
+      ("tests/evaluation/test_evaluate_refusals.py::"
+       "test_an_out_that_is_a_users_file_is_refused_by_evaluate_report_and_analyze",),
       "report --out overwrote a file of the user's"),
     # issue 21: every config value checked at composition
     M("rule-bounds-ignored", "skelssl/settings.py", "        if (self.ge is not None and value < self.ge) or",
@@ -85,7 +89,8 @@ MUTATIONS = [
       ("tests/test_config_rules.py::test_a_yaml_syntax_error_names_file_line_and_column",),
       "a YAML syntax error named neither the line nor the column"),
     M("evaluate-overrides-unchecked", "skelssl/evaluation/runner.py",
-      '        validate_config(cfg, [(f"the config saved in {path}", saved_dict), ("the command line", overrides or {})])\n',
+      '        validate_config(cfg, [(f"the config saved in {path}", saved_dict), ("the command line", '
+      'overrides or {})])\n',
       "", ("tests/evaluation/test_evaluate_refusals.py::test_k_below_one_is_refused_at_composition",),
       "eval.knn_k=[0] reported weighted_k0 = 50 %"),
     # issue 21: silently wrong results
@@ -127,8 +132,8 @@ MUTATIONS = [
       "        raise PreparedDatasetError(text if False else\n",
       ("tests/data/test_hostile_inputs.py::test_a_layout_error_in_meta_json_names_the_file_once",),
       "a layout error in meta.json named the file twice"),
-    M("run-dir-not-a-checkpoint", "skelssl/checkpoints.py", "    if path.is_dir():\n        if (path / LAST_CHECKPOINT)",
-      "    if False:\n        if (path / LAST_CHECKPOINT)",
+    M("run-dir-not-a-checkpoint", "skelssl/checkpoints.py",
+      "    if path.is_dir():\n        if (path / LAST_CHECKPOINT)", "    if False:\n        if (path / LAST_CHECKPOINT)",
       ("tests/evaluation/test_evaluate_refusals.py::test_a_run_directory_stands_for_its_last_checkpoint",),
       "evaluate --checkpoint RUN said the checkpoint does not exist"),
 ]

@@ -267,16 +267,14 @@ def run_cases(probe: Probe, paths: dict[str, Path], only: set[str]) -> None:
                    lambda o: ("'labels'" in o.first_line, "blames 'labels'"), expect_ok=False)
         probe.case("evaluate knn --checkpoint RUN (a run directory)",
                    ["evaluate", "knn", "--checkpoint", str(run), "--out", str(work / "eval_dir")], expect_ok=True)
-        last = run / "checkpoints" / "last.ckpt"
         fallback = work / "runs" / "fallback"
         shutil.copytree(run, fallback)
         (fallback / "checkpoints" / "last.ckpt").write_bytes(b"cut short")
-        out = probe.case("resume with last.ckpt damaged (falls back to previous.ckpt)",
+        probe.case("resume with last.ckpt damaged (falls back to previous.ckpt)",
                          [*P[:2], *TINY, f"run_dir={fallback}", "resume=true", "trainer.epochs=3"],
                          lambda o: (o.text.count("resuming from the checkpoint before it") == 1,
                                     f"fallback notice printed {o.text.count('resuming from the checkpoint before it')}"
                                     " time(s)"), expect_ok=True)
-        del out, last
         inf_data = work / "data" / "inf"
         shutil.copytree(paths["synthetic"], inf_data)
         arr = np.load(inf_data / "data.npy", mmap_mode="r+")

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 __all__ = ["Rule", "Number", "Flag", "Text", "Choice", "Items", "Either", "Nullable", "Anything", "Mapping", "Section",
-           "Check", "Setting", "integer", "count_range", "odd_integer", "number", "probability", "choice", "optional", "integers", "numbers",
-           "texts", "flag", "text", "plain", "rules", "rule_of", "check_value", "field_setting",
-           "dataclass_rules"]
+           "Check", "Setting", "integer", "count_range", "odd_integer", "number", "probability", "choice", "optional",
+           "integers", "numbers", "texts", "flag", "text", "plain", "rules", "rule_of", "check_value",
+           "field_setting", "dataclass_rules"]
 
 
 class Rule:
@@ -272,8 +272,9 @@ def count_range(default: list[int], low: int = 1) -> Setting:
     return integers(default, ge=low, length=2, ascending=True)
 
 
-def numbers(default: list[float] | tuple[float, ...], *, ge: float | None = None, gt: float | None = None, le: float | None = None,
-            length: int | None = None, min_length: int = 0, ascending: bool = False) -> Setting:
+def numbers(default: list[float] | tuple[float, ...], *, ge: float | None = None, gt: float | None = None,
+            le: float | None = None, length: int | None = None, min_length: int = 0,
+            ascending: bool = False) -> Setting:
     return Setting(default, Items(Number(ge=ge, gt=gt, le=le), length=length, min_length=min_length,
                                   ascending=ascending))
 

@@ -230,8 +230,9 @@ def prepare_run_dir(cfg: DictConfig) -> RunStart:
     if is_run and not bool(cfg.get("overwrite", False)):
         raise UserError(f"'{run_dir}' already holds a run ({', '.join(ours)}); pass resume=true to continue it, "
                         "overwrite=true to delete it and start again, or choose another run_dir")
-    return RunStart(run_dir, clear=ours, note=f"overwrite=true: deleting the run in '{run_dir}'{kept}"
-                    if ours else None)
+    if not is_run:  # evaluate's or analyze's files without a run: they stay, the run starts beside them
+        return RunStart(run_dir)
+    return RunStart(run_dir, clear=ours, note=f"overwrite=true: deleting the run in '{run_dir}'{kept}")
 
 
 def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int | None = None,

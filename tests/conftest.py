@@ -74,3 +74,22 @@ def write_earlier_dataset(out: Path) -> None:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file below `folder` by relative path, with its bytes (to show a folder untouched)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:
+    """`skelssl ARGV` in this process: (exit code, stdout, stderr)."""
+    from skelssl.cli import main
+
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="session")
+def finished_run(tiny_dataset, tmp_path_factory) -> Path:
+    """A tiny run that trained its 2 epochs (tiny_overrides); copy it before changing it."""
+    from skelssl.cli import main
+
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    assert main(["pretrain", *tiny_overrides(tiny_dataset, run_dir)]) == 0
+    return run_dir

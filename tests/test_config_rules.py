@@ -3,6 +3,8 @@ the cases of issue 21 by hand, the rules' edges, and a fuzzer of overrides whose
 
 from __future__ import annotations
 
+import os
+
 import lightning as L
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -138,7 +140,8 @@ def overrides(draw):
 
 
 @given(case=overrides())
-@settings(max_examples=int(__import__('os').environ.get('FUZZ_EXAMPLES', 60)), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 60)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_fuzzed_overrides_are_refused_by_name_or_build(case, tiny_dataset, tmp_path):
     """An override is refused at composition with a message naming its key, or the config it gives builds: the
     method (its networks and optimiser) and the Lightning trainer, with no other error than skelssl's own."""

@@ -13,19 +13,13 @@ import torch
 from torch import nn
 
 from skelssl.checkpoints import LAST_CHECKPOINT, PREVIOUS_CHECKPOINT
-from skelssl.cli import main
 from skelssl.config import load_config
 from skelssl.data.dataset import SkeletonDataset
 from skelssl.data.prepared import PreparedDatasetError
 from skelssl.errors import NonFiniteError
 from skelssl.train import pretrain
-from tests.conftest import tiny_overrides
+from tests.conftest import run_cli, tiny_overrides
 
-
-def _run(capsys, argv):
-    code = main(argv)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_the_coordinate_limit_keeps_a_batchs_variance_finite():
@@ -65,9 +59,9 @@ def test_coordinates_beyond_the_limit_are_refused_at_load(huge_copy, in_memory):
 
 def test_pretrain_and_info_on_coordinates_beyond_the_limit(huge_copy, tmp_path, capsys):
     root, _, name = huge_copy
-    code, _, err = _run(capsys, ["pretrain", *tiny_overrides(root, tmp_path / "run")])
+    code, _, err = run_cli(capsys, ["pretrain", *tiny_overrides(root, tmp_path / "run")])
     assert code == 2 and f"('{name}') holds a value of" in err and not (tmp_path / "run").exists()
-    code, out, _ = _run(capsys, ["info", str(root)])
+    code, out, _ = run_cli(capsys, ["info", str(root)])
     assert code == 0 and f"the first, '{name}', holds a value of" in out
 
 
@@ -77,10 +71,10 @@ def test_prepare_refuses_coordinates_beyond_the_limit(tmp_path, capsys):
     np.savez(tmp_path / "rec.npz", data=x, labels=np.array([0, 1, 0, 1]))
     argv = ["prepare", "custom", "--arrays", str(tmp_path / "rec.npz"), "--layout", "ntu25", "--out",
             str(tmp_path / "out"), "--normalize", "off", "--no-progress"]
-    code, _, err = _run(capsys, argv)
+    code, _, err = run_cli(capsys, argv)
     assert code == 2 and "sample 1: NaN or infinite coordinate (or one beyond ±1e+15)" in err
     assert not (tmp_path / "out").exists()
-    code, _, err = _run(capsys, argv + ["--skip-bad"])
+    code, _, err = run_cli(capsys, argv + ["--skip-bad"])
     assert code == 0, err
     assert len(json.loads((tmp_path / "out" / "meta.json").read_text())["labels"]) == 3
 
@@ -132,23 +126,17 @@ def test_a_weight_gone_infinite_in_the_optimiser_step_stops_the_run(tiny_dataset
         pretrain(cfg, command=[], callbacks=[_PoisonWeight()])
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_dataset, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("guards") / "run"
-    assert main(["pretrain", *tiny_overrides(tiny_dataset, run_dir)]) == 0
-    return run_dir
 
-
-def test_a_checkpoint_with_a_nan_tensor_is_refused_naming_it(trained, tmp_path, capsys):
-    state = torch.load(trained / LAST_CHECKPOINT, weights_only=True)
+def test_a_checkpoint_with_a_nan_tensor_is_refused_naming_it(finished_run, tmp_path, capsys):
+    state = torch.load(finished_run / LAST_CHECKPOINT, weights_only=True)
     state["state_dict"]["encoder_q.blocks.3.tcn.2.weight"][0] = float("nan")
     torch.save(state, tmp_path / "nan.ckpt")
-    code, _, err = _run(capsys, ["evaluate", "knn", "--checkpoint", str(tmp_path / "nan.ckpt"),
+    code, _, err = run_cli(capsys, ["evaluate", "knn", "--checkpoint", str(tmp_path / "nan.ckpt"),
                                  "--out", str(tmp_path / "eval")])
     assert code == 2 and "the tensor 'encoder_q.blocks.3.tcn.2.weight' holds NaN or infinite values" in err
     assert not (tmp_path / "eval" / "results.json").exists()
     run_dir = tmp_path / "run"  # resuming: a NaN last.ckpt falls back to previous.ckpt
-    shutil.copytree(trained, run_dir)
+    shutil.copytree(finished_run, run_dir)
     torch.save(state, run_dir / LAST_CHECKPOINT)
     from skelssl.checkpoints import resume_checkpoint
 
@@ -161,7 +149,7 @@ def test_info_on_unusable_values_prints_no_library_warning_and_no_statistics_of_
     data[0, 0, 0, 0, 0] = np.inf
     data.flush()
     del data
-    code, out, err = _run(capsys, ["info", str(root)])
+    code, out, err = run_cli(capsys, ["info", str(root)])
     assert code == 0 and "WARNING: 2 sample(s) hold NaN, infinite or unusably large values" in out
     assert "RuntimeWarning" not in err and "invalid value" not in err
     assert "warning:" not in out  # the normalisation warnings read the usable samples only (these are fine)

@@ -23,7 +23,8 @@ class SkeletonDataset(Dataset):
     Augmentation and the stream view happen later, batched on the training device.
 
     meta.json and data.npy are checked against each other when the dataset opens (prepared.open_prepared), and
-    no sample with NaN, inf or a value beyond prepared.COORDINATE_LIMIT reaches a model: an in-memory subset is scanned once here, a memory-mapped one
+    no sample with NaN, inf or a value beyond prepared.COORDINATE_LIMIT reaches a model: an in-memory subset is
+    scanned once here, a memory-mapped one
     sample by sample as it is read; either raises PreparedDatasetError naming the sample.
     """
 

@@ -661,7 +661,8 @@ def read_numeric_rows(path: str | Path, width: int, meaning: str, keep: int | No
     """(rows, keep or width) float32 from a text file of whitespace-separated numbers, `width` a line.
 
     Blank lines are skipped. A line with another count, a non-numeric value (the dropped columns included), NaN,
-    inf or a value beyond ±COORDINATE_LIMIT raises BadInputError naming the file, the line and the problem; so does a file
+    inf or a value beyond ±COORDINATE_LIMIT raises BadInputError naming the file, the line and the problem; so
+    does a file
     without rows or a file that is not text. `meaning` describes a line for the
     message (e.g. "x y z confidence").
     """

@@ -24,8 +24,7 @@ from skelssl.data.ucla import prepare_nw_ucla, read_ucla_json
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import Layout, LayoutError, NTU25
 from skelssl.transforms.streams import to_stream
-from tests.conftest import tiny_overrides
-from tests.conftest import snapshot, staging_left, write_earlier_dataset
+from tests.conftest import snapshot, staging_left, tiny_overrides, write_earlier_dataset
 
 
 def _one_line_error(capsys, argv: list[str]) -> str:

@@ -65,7 +65,8 @@ def test_an_earlier_dataset_is_replaced_and_the_users_old_folder_beside_it_kept(
     code, stdout, err = _prepare(capsys, _arrays(tmp_path), out)
     assert code == 0, err
     assert load_meta(out).dataset == "custom" and len(load_meta(out).labels) == 4  # the new dataset
-    assert (old / "keep.txt").read_text() == "the user's\n" and (partial / "keep.txt").read_text() == "also the user's\n"
+    assert (old / "keep.txt").read_text() == "the user's\n"
+    assert (partial / "keep.txt").read_text() == "also the user's\n"
     assert not staging_left(tmp_path)
 
 

@@ -13,24 +13,13 @@ from skelssl.checkpoints import LAST_CHECKPOINT
 from skelssl.cli import main
 from skelssl.errors import UserError
 from skelssl.evaluation.results import ResultRecord, read_results, write_results
-from tests.conftest import tiny_overrides
+from tests.conftest import run_cli
 
 
-def _run(capsys, argv):
-    code = main(argv)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_dataset, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("refusals") / "run"
-    assert main(["pretrain", *tiny_overrides(tiny_dataset, run_dir, **{"trainer.epochs": 1})]) == 0
-    return run_dir
 
 
 @pytest.mark.parametrize("part", ["train", "test"])
-def test_an_empty_part_is_refused_before_any_work(trained, tiny_dataset, tmp_path, capsys, part):
+def test_an_empty_part_is_refused_before_any_work(finished_run, tiny_dataset, tmp_path, capsys, part):
     root = tmp_path / "data"
     shutil.copytree(tiny_dataset, root)
     meta = json.loads((root / "meta.json").read_text())
@@ -38,31 +27,32 @@ def test_an_empty_part_is_refused_before_any_work(trained, tiny_dataset, tmp_pat
     meta["splits"]["xsub"][other] = sorted(meta["splits"]["xsub"][other] + meta["splits"]["xsub"][part])
     meta["splits"]["xsub"][part] = []
     (root / "meta.json").write_text(json.dumps(meta))
-    code, _, err = _run(capsys, ["evaluate", "knn", "--checkpoint", str(trained), f"data.root={root}",
+    code, _, err = run_cli(capsys, ["evaluate", "knn", "--checkpoint", str(finished_run), f"data.root={root}",
                                  "--out", str(tmp_path / "eval")])
     assert code == 2 and f"split 'xsub' of '{root}' has no {part} sequences" in err
     assert not (tmp_path / "eval" / "results.json").exists()
 
 
-def test_k_below_one_is_refused_at_composition(trained, tmp_path, capsys):
-    code, _, err = _run(capsys, ["evaluate", "knn", "--checkpoint", str(trained), "eval.knn_k=[0]",
+def test_k_below_one_is_refused_at_composition(finished_run, tmp_path, capsys):
+    code, _, err = run_cli(capsys, ["evaluate", "knn", "--checkpoint", str(finished_run), "eval.knn_k=[0]",
                                  "--out", str(tmp_path / "eval")])
     assert code == 2 and "'eval.knn_k' = [0] (the command line): item 0 (0) must be a whole number >= 1" in err
 
 
-def test_a_run_directory_stands_for_its_last_checkpoint(trained, tmp_path, capsys):
-    code, out, err = _run(capsys, ["evaluate", "knn", "--checkpoint", str(trained), "--out", str(tmp_path / "e")])
+def test_a_run_directory_stands_for_its_last_checkpoint(finished_run, tmp_path, capsys):
+    code, out, err = run_cli(capsys, ["evaluate", "knn", "--checkpoint", str(finished_run),
+                                      "--out", str(tmp_path / "e")])
     assert code == 0, err
     assert {r.protocol for r in read_results(tmp_path / "e")} == {"knn"}
-    code, _, err = _run(capsys, ["evaluate", "knn", "--checkpoint", str(tmp_path / "e")])
+    code, _, err = run_cli(capsys, ["evaluate", "knn", "--checkpoint", str(tmp_path / "e")])
     assert code == 2 and f"'{tmp_path / 'e'}' is a folder without {LAST_CHECKPOINT}" in err
 
 
-def test_a_checkpoint_without_its_config_is_named_damaged(trained, tmp_path, capsys):
-    state = torch.load(trained / LAST_CHECKPOINT, weights_only=True)
+def test_a_checkpoint_without_its_config_is_named_damaged(finished_run, tmp_path, capsys):
+    state = torch.load(finished_run / LAST_CHECKPOINT, weights_only=True)
     del state["hyper_parameters"]["cfg"]
     torch.save(state, tmp_path / "x.ckpt")
-    code, _, err = _run(capsys, ["evaluate", "knn", "--checkpoint", str(tmp_path / "x.ckpt")])
+    code, _, err = run_cli(capsys, ["evaluate", "knn", "--checkpoint", str(tmp_path / "x.ckpt")])
     assert code == 2 and "is a damaged skelssl checkpoint: it lacks hyper_parameters.cfg" in err
 
 
@@ -75,24 +65,24 @@ def test_a_nan_result_is_not_written_and_results_json_stays_json(tmp_path):
     assert (tmp_path / "results.json").read_text() == before and json.loads(before)[0]["value"] == 50.0
 
 
-def test_an_out_that_is_a_users_file_is_refused_by_evaluate_report_and_analyze(trained, tmp_path, capsys):
+def test_an_out_that_is_a_users_file_is_refused_by_evaluate_report_and_analyze(finished_run, tmp_path, capsys):
     mine = tmp_path / "notes.txt"
     mine.write_text("mine\n")
-    for argv in (["evaluate", "knn", "--checkpoint", str(trained), "--out", str(mine)],
-                 ["analyze", "tsne", "--checkpoint", str(trained), "--out", str(mine)],
-                 ["report", str(trained), "--out", str(mine)]):
-        code, _, err = _run(capsys, argv)
+    for argv in (["evaluate", "knn", "--checkpoint", str(finished_run), "--out", str(mine)],
+                 ["analyze", "tsne", "--checkpoint", str(finished_run), "--out", str(mine)],
+                 ["report", str(finished_run), "--out", str(mine)]):
+        code, _, err = run_cli(capsys, argv)
         assert code == 2 and f"--out '{mine}'" in err and "Traceback" not in err, (argv, err)
         assert mine.read_text() == "mine\n"
-    code, _, err = _run(capsys, ["report", str(trained), "--out", str(tmp_path)])
+    code, _, err = run_cli(capsys, ["report", str(finished_run), "--out", str(tmp_path)])
     assert code == 2 and "is a folder; give the report a file name" in err
 
 
-def test_report_replaces_its_own_file(trained, tmp_path, capsys):
-    assert main(["evaluate", "knn", "--checkpoint", str(trained), "--out", str(tmp_path / "e")]) == 0
+def test_report_replaces_its_own_file(finished_run, tmp_path, capsys):
+    assert main(["evaluate", "knn", "--checkpoint", str(finished_run), "--out", str(tmp_path / "e")]) == 0
     out = tmp_path / "report.md"
     for _ in range(2):  # the second time it replaces the report it wrote
-        code, _, err = _run(capsys, ["report", str(tmp_path / "e"), "--out", str(out)])
+        code, _, err = run_cli(capsys, ["report", str(tmp_path / "e"), "--out", str(out)])
         assert code == 0, err
     text = out.read_text()
     assert text.startswith("<!-- written by skelssl report -->\n") and "1nn_cosine" in text

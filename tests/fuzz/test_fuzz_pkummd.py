@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from skelssl.data.pkummd import (ACTION_IDS, prepare_pkummd, read_pku_labels, read_pku_skeleton,
                                  read_split_list)
 from skelssl.data.prepared import load_meta, open_data
-from tests.fuzz.harness import (FLOAT32_MAX, Reject, against_reference, fuzz_settings, mutate, outcome, ref_float, ref_int,
-                                ref_lines)
 from tests.conftest import snapshot, staging_left, write_earlier_dataset
+from tests.fuzz.harness import (FLOAT32_MAX, Reject, against_reference, fuzz_settings, mutate, outcome, ref_float,
+                                ref_int, ref_lines)
 
 VIDEOS = ["0002-L", "0002-M", "0291-L"]
 

@@ -78,7 +78,8 @@ class ActCLR(MoCoMethod):
         "feature_dim": integer(128, ge=1),
         "temperature_query": number(0.1, gt=0),  # τq, eq. 9
         "temperature_key": number(0.04, gt=0),  # τk, eq. 9
-        "anchor": choice("dataset", "dataset", "batch"),  # "dataset" = eq. 2 (paper); "batch" = batch mean (official code)
+        # "dataset" = eq. 2 (paper); "batch" = batch mean (official code)
+        "anchor": choice("dataset", "dataset", "batch"),
         "actionlet_threshold": probability(0.5),  # on the max-normalised A of eq. 5
         "actionlet_smooth": True,      # G of eq. 5
         "actionlet_soft": False,       # use the normalised scores instead of the thresholded region

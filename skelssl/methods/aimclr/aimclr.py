@@ -40,15 +40,16 @@ class AimCLR(MoCoMethod):
     requires_dense_features: ClassVar[bool] = True  # EADM drops joints and frames of the last feature map
     DEFAULTS: ClassVar[dict[str, Any]] = {
         **SkeletonCLR.DEFAULTS,    # the MoCo constants of §4.2 are SkeletonCLR's
-        "info_weight": number(1.0, ge=0),       # α
-        "d3m_weight": number(1.0, ge=0),        # β
-        "nnm_start_epoch": integer(150, ge=0),   # first epoch of stage 2 (0-based); a value >= max_epochs disables NNM
+        "info_weight": number(1.0, ge=0),  # α
+        "d3m_weight": number(1.0, ge=0),  # β
+        "nnm_start_epoch": integer(150, ge=0),  # stage 2's first epoch (0-based); >= max_epochs: no NNM
         "nnm_topk": integer(1, ge=1),
-        "nnm_reduction": choice("sum", "sum", "mean"),   # "sum" = eq. 9; "mean" = official code
-        "eadm_lambda": number(1.0e-4, gt=0),    # λ of eq. 3
+        "nnm_reduction": choice("sum", "sum", "mean"),  # "sum" = eq. 9; "mean" = official code
+        "eadm_lambda": number(1.0e-4, gt=0),  # λ of eq. 3
         "eadm_keep_margin": probability(0.7),
-        "eadm_temporal": choice("relative", "relative", "element", "frame"), # per-frame M_t on the map's range (eadm.py); "element" = official code
-        "eadm_renorm": choice("sample", "sample", "batch"),  # "sample" = Algorithm 1 per feature; "batch" = official code
+        # per-frame M_t on the map's range (eadm.py); "element" = official code
+        "eadm_temporal": choice("relative", "relative", "element", "frame"),
+        "eadm_renorm": choice("sample", "sample", "batch"),  # "sample" = Algorithm 1 per feature; "batch" = code
         "eadm_unbiased": False,    # variance over N (paper) or N-1 (SimAM / official code)
     }
 

@@ -5,16 +5,18 @@ recognised as its own output by the caller's `owner_problem` (a prepared dataset
 marker, a run by its files); anything else - a folder holding other files, a file - is refused before any
 work starts, with an error naming the path and what is in the way, and is left untouched. Results are built
 in a hidden staging folder beside the target (`.NAME.<random>.partial`, never a name a user could have
-chosen) and renamed into place; a replaced output is first renamed aside under another such name and deleted
-only once the new one is in place.
+chosen) and renamed into place; an earlier output is swapped with the new one in one atomic step on Linux
+(renameat2), elsewhere renamed aside under another such name first, and deleted once the new one is in place.
 
 A leaf module (it imports only skelssl.errors).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -22,7 +24,7 @@ from typing import Callable
 from skelssl.errors import UserError
 
 __all__ = ["OwnerProblem", "check_replaceable", "check_output_dir", "staging_dir", "move_into_place",
-           "list_entries", "is_staging_name", "remove_entries", "check_report_file",
+           "list_entries", "is_staging_name", "remove_entries", "check_report_file", "exchange",
            "REPORT_MARK"]
 
 # (folder) -> None when the folder is skelssl's own output, else what shows it is not (e.g. "it holds notes.txt")
@@ -122,6 +124,10 @@ def move_into_place(staged: Path, target: str | Path, owner_problem: OwnerProble
     if not target.exists():
         os.replace(staged, target)
         return target
+    if exchange(staged, target):  # one atomic step: no moment without an output at `target`
+        shutil.rmtree(staged, ignore_errors=True)  # now the earlier output
+        return target
+    # elsewhere two renames; a crash between them leaves both folders, hidden, beside `target`
     aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".replaced", dir=target.parent))
     os.replace(target, aside)  # onto the empty folder mkdtemp made: POSIX rename replaces an empty directory
     try:
@@ -131,6 +137,20 @@ def move_into_place(staged: Path, target: str | Path, owner_problem: OwnerProble
         raise
     shutil.rmtree(aside, ignore_errors=True)
     return target
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False where the system or the file system
+    cannot, and nothing was changed."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):  # glibc before 2.28, or another C library
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def remove_entries(folder: Path, names: list[str]) -> None:

@@ -105,7 +105,7 @@ MUTATIONS = [
       "    return np.isfinite(values)\n", ("tests/test_guards.py",),
       "coordinates of 1e30 trained to one feature for every sequence"),
     M("batchnorm-statistics-unchecked", "skelssl/methods/core/base.py",
-      "        statistic = first_nonfinite(batchnorm_statistics(self))\n", "        statistic = None\n",
+      "        statistic = first_nonfinite(batchnorm_statistics(self._batchnorms))\n", "        statistic = None\n",
       ("tests/test_guards.py::test_a_batchnorm_statistic_gone_infinite_stops_the_run_though_the_loss_is_finite",),
       "running_var became inf with a finite loss and the run 'finished'"),
     M("weights-unchecked", "skelssl/methods/core/base.py",

@@ -7,7 +7,7 @@ from typing import Iterable
 import torch
 from torch import Tensor, nn
 
-__all__ = ["first_nonfinite", "batchnorm_statistics"]
+__all__ = ["first_nonfinite", "batchnorm_layers", "batchnorm_statistics"]
 
 
 def first_nonfinite(named: Iterable[tuple[str, Tensor]]) -> str | None:
@@ -26,9 +26,16 @@ def first_nonfinite(named: Iterable[tuple[str, Tensor]]) -> str | None:
     return bad
 
 
-def batchnorm_statistics(module: nn.Module) -> list[tuple[str, Tensor]]:
-    """(name, tensor) of every BatchNorm running mean and variance below `module`."""
+def batchnorm_layers(module: nn.Module) -> list[tuple[str, nn.modules.batchnorm._BatchNorm]]:
+    """(name, layer) of every BatchNorm below `module` (found once; see batchnorm_statistics)."""
+    return [(prefix, sub) for prefix, sub in module.named_modules()
+            if isinstance(sub, nn.modules.batchnorm._BatchNorm)]
+
+
+def batchnorm_statistics(layers: list[tuple[str, nn.modules.batchnorm._BatchNorm]]) -> list[tuple[str, Tensor]]:
+    """(name, tensor) of the running mean and variance of these layers, read now (moving a module to another
+    device replaces its buffers, so the tensors are not kept)."""
     return [(f"{prefix}.{name}" if prefix else name, buffer)
-            for prefix, sub in module.named_modules() if isinstance(sub, nn.modules.batchnorm._BatchNorm)
+            for prefix, sub in layers
             for name, buffer in (("running_mean", sub.running_mean), ("running_var", sub.running_var))
             if buffer is not None]

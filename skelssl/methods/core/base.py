@@ -41,7 +41,7 @@ from skelssl.methods.core.momentum import update_momentum
 from skelssl.methods.core.plugins import PLUGINS, Plugin
 from skelssl.methods.core.warmup import WarmupStage
 from skelssl.models import build_encoder
-from skelssl.models.finite import batchnorm_statistics, first_nonfinite
+from skelssl.models.finite import batchnorm_layers, batchnorm_statistics, first_nonfinite
 from skelssl.models.heads import Projector
 from skelssl.models.stgcn import init_official_
 from skelssl.skeleton.layouts import Layout, get_layout
@@ -100,6 +100,7 @@ class MoCoMethod(L.LightningModule):
         self.plugins = nn.ModuleDict(_build_plugins(cfg))
         self._pending_keys: list[tuple[str, Tensor]] = []
         self._skip_step = False  # this step's loss or gradients were not finite and it is skipped
+        self._batchnorms: list | None = None  # (name, layer) of every BatchNorm, found at the first step
         self.skipped_steps = 0
         self.watched: dict[str, Tensor] = {}
         self.exposed: dict[str, Tensor] = {}
@@ -240,7 +241,9 @@ class MoCoMethod(L.LightningModule):
                               if isinstance(value, (Tensor, float, int)))
             self._not_finite(f"the loss became {loss.item()} ({terms or 'no terms logged'})", batch_idx)
             return None  # Lightning skips the backward pass and the optimiser step
-        statistic = first_nonfinite(batchnorm_statistics(self))
+        if self._batchnorms is None:  # the layers are fixed once training runs (global BatchNorm converted before)
+            self._batchnorms = batchnorm_layers(self)
+        statistic = first_nonfinite(batchnorm_statistics(self._batchnorms))
         if statistic is not None:  # a finite loss can hide it: every sequence then gets the same feature
             self._not_finite(f"the BatchNorm statistic '{statistic}' became infinite or NaN in this step's forward "
                              "pass (a batch whose spread float32 cannot hold: check the data's scale with "

@@ -97,7 +97,8 @@ def main() -> None:
 
     keep_freed_memory_in_process()  # as the skelssl command does
 
-    from skelssl.checkpoints import LAST_CHECKPOINT, method_from_checkpoint
+    from skelssl.checkpoints import LAST_CHECKPOINT
+    from skelssl.methods import method_from_checkpoint
     from skelssl.config import load_config
     from skelssl.evaluation import evaluate_checkpoints, format_table, pick_device, write_results
     from skelssl.train import pretrain

@@ -9,21 +9,28 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
-from skelssl.config import model_label
+from skelssl.analysis.actionlets import actionlet_scores, plot_actionlet, plot_tsne, predict_actionlets, ranking_auc
+from skelssl.analysis.clustering import cluster_scores
+from skelssl.analysis.pictures import animate_actionlet, plot_actionlet_heatmaps, plot_average_motion
+from skelssl.analysis.strength import measure_spectrum, plot_spectra, plot_strength, strength_sweep
+from skelssl.checkpoints import LAST_CHECKPOINT, read_checkpoint
 from skelssl.data.dataset import SkeletonDataset
+from skelssl.data.pkummd import read_pku_skeleton
 from skelssl.data.prepared import open_data
+from skelssl.defaults import model_label
 from skelssl.errors import UserError
-from skelssl.evaluation import ResultRecord
+from skelssl.evaluation import Backbone, ResultRecord, encode_splits
+from skelssl.evaluation.segmentation import METRICS, _settings, frame_features, plot_segmentation, run_segmentation
+from skelssl.methods.actclr.actionlet import dataset_average
 from skelssl.methods.core.base import MoCoMethod
+from skelssl.transforms.streams import to_stream
 
 
 def analyze_actionlets(method: MoCoMethod, out_dir: Path, device: torch.device, pictures: int = 4,
                        limit: int | None = None) -> tuple[list[ResultRecord], list[Path]]:
     """Actionlets of the test sequences; precision/recall/IoU when the dataset has ground truth."""
-    from skelssl.analysis.actionlets import actionlet_scores, plot_actionlet, predict_actionlets, ranking_auc
-    from skelssl.analysis.pictures import animate_actionlet
-
     if not hasattr(method, "actionlet"):
         raise UserError(f"method '{method.name}' has no actionlets; use an ActCLR checkpoint")
     cfg = method.cfg
@@ -60,9 +67,6 @@ def actionlet_summary_pictures(method: MoCoMethod, predicted: np.ndarray, truth:
                                labels: np.ndarray, out_dir: Path) -> list[Path]:
     """Per-class heat maps of the predicted (and true) actionlets (ActCLR+ Figs. 14-15) and the training set's
     average motion, the static anchor, as a skeleton (Fig. 5)."""
-    from skelssl.analysis.pictures import plot_actionlet_heatmaps, plot_average_motion
-    from skelssl.methods.actclr.actionlet import dataset_average
-
     cfg = method.cfg
     train = SkeletonDataset(cfg.data.root, cfg.data.split, "train")
     names = train.meta.class_names
@@ -77,30 +81,25 @@ def actionlet_summary_pictures(method: MoCoMethod, predicted: np.ndarray, truth:
     return paths
 
 
-def _record(method: MoCoMethod, model_name: str, protocol: str, metric: str, value: float,
+def _record(cfg: Any, model_name: str, protocol: str, metric: str, value: float,
             percent: bool = True) -> ResultRecord:
     """A record of an analysis: fractions in percent, other figures (κ, a diameter, an index) as they are."""
-    cfg = method.cfg
     common = dict(dataset=cfg.data.dataset, split=cfg.data.split, model=model_name, stream=cfg.data.stream,
                   protocol=protocol, metric=metric)
     return ResultRecord.from_fraction(fraction=value, **common) if percent else ResultRecord(value=value, **common)
 
 
-def analyze_tsne(method: MoCoMethod, out_dir: Path, device: torch.device,
+def analyze_tsne(backbone: Backbone, cfg: Any, out_dir: Path, device: torch.device,
                  model_name: str) -> tuple[list[ResultRecord], Path]:
     """t-SNE of the test features, and NMI / Davies-Bouldin of k-means on them (in its title and the records)."""
-    from skelssl.analysis.actionlets import plot_tsne
-    from skelssl.analysis.clustering import cluster_scores
-    from skelssl.evaluation import encode_splits
-
-    features = encode_splits(method, method.cfg, device)
-    test = SkeletonDataset(method.cfg.data.root, method.cfg.data.split, "test")
+    features = encode_splits(backbone, cfg, device)
+    test = SkeletonDataset(cfg.data.root, cfg.data.split, "test")
     labels = features["test_labels"].numpy()
-    clusters = cluster_scores(features["test_feats"], labels, seed=int(method.cfg.trainer.seed))
-    records = [_record(method, model_name, "clustering", "nmi", clusters["nmi"]),
-               _record(method, model_name, "clustering", "davies_bouldin", clusters["davies_bouldin"], percent=False)]
+    clusters = cluster_scores(features["test_feats"], labels, seed=int(cfg.trainer.seed))
+    records = [_record(cfg, model_name, "clustering", "nmi", clusters["nmi"]),
+               _record(cfg, model_name, "clustering", "davies_bouldin", clusters["davies_bouldin"], percent=False)]
     path = plot_tsne(features["test_feats"], labels, test.meta.class_names, out_dir / f"tsne_{model_name}.png",
-                     title=f"t-SNE, {model_name}, {method.cfg.data.dataset} {method.cfg.data.split} test\n"
+                     title=f"t-SNE, {model_name}, {cfg.data.dataset} {cfg.data.split} test\n"
                            f"k-means (k={clusters['clusters']}): NMI {clusters['nmi']:.3f}, "
                            f"Davies-Bouldin {clusters['davies_bouldin']:.2f}")
     return records, path
@@ -109,10 +108,8 @@ def analyze_tsne(method: MoCoMethod, out_dir: Path, device: torch.device,
 def analyze_spectrum(method: MoCoMethod, out_dir: Path, device: torch.device, model_name: str,
                      epsilon: float = 0.1, max_nodes: int = 1000) -> tuple[list[ResultRecord], list[Path]]:
     """κ (ActCLR+ eq. 15) and the category diameter (eq. 19) of one model's test embeddings; the spectrum PNG."""
-    from skelssl.analysis.strength import measure_spectrum, plot_spectra
-
     scores = measure_spectrum(method, device, epsilon=epsilon, max_nodes=max_nodes)
-    records = [_record(method, model_name, "spectrum", metric, scores[metric], percent=False)
+    records = [_record(method.cfg, model_name, "spectrum", metric, scores[metric], percent=False)
                for metric in ("kappa", "diameter", "centre_distance")]
     path = plot_spectra([{**scores, "label": model_name}], out_dir / f"spectrum_{model_name}.png",
                         title=f"normalised Laplacian of the feature graph, {model_name} ({scores['nodes']} test "
@@ -124,8 +121,6 @@ def analyze_strength(checkpoint: str | Path, vary: str, out_dir: Path, epochs: i
                      epsilon: float, max_nodes: int,
                      overrides: dict | None = None) -> tuple[list[ResultRecord], list[Path]]:
     """The sweep of skelssl.analysis.strength: records per value (model '<method>@<key>=<value>'), three PNGs."""
-    from skelssl.analysis.strength import plot_strength, strength_sweep
-
     key, _, values = vary.partition("=")
     if not key or not values:
         raise UserError(f"--vary must look like KEY=V1,V2,... (e.g. augment.shear_amplitude=0.1,0.5,1.0), got "
@@ -137,45 +132,37 @@ def analyze_strength(checkpoint: str | Path, vary: str, out_dir: Path, epochs: i
     for result in results:
         method = _sweep_method(result["run_dir"])
         name = f"{method.name}@{key}={result['label']}"
-        records += [_record(method, name, "spectrum", metric, result[metric], percent=False)
+        records += [_record(method.cfg, name, "spectrum", metric, result[metric], percent=False)
                     for metric in ("kappa", "diameter", "centre_distance")]
-        records += [_record(method, name, "knn", k[4:], v) for k, v in result.items() if k.startswith("knn_")]
+        records += [_record(method.cfg, name, "knn", k[4:], v) for k, v in result.items() if k.startswith("knn_")]
     return records, plot_strength(results, out_dir)
 
 
 def _sweep_method(run_dir: str) -> Any:
     """What _record needs of a sweep's run (its config and method name), without building its networks."""
-    from omegaconf import OmegaConf
-
-    from skelssl.checkpoints import LAST_CHECKPOINT, read_checkpoint
-
     cfg = OmegaConf.create(read_checkpoint(Path(run_dir) / LAST_CHECKPOINT)["hyper_parameters"]["cfg"])
     return SimpleNamespace(cfg=cfg, name=model_label(cfg))
 
 
-def analyze_segmentation(method: MoCoMethod, out_dir: Path, device: torch.device, model_name: str,
+def analyze_segmentation(backbone: Backbone, cfg: Any, out_dir: Path, device: torch.device, model_name: str,
                          sequences: list[str] | None = None,
                          pictures: int = 4) -> tuple[list[ResultRecord], list[Path]]:
     """The segmentation protocol with pictures: true and predicted frame labels of test sequences; with
     `sequences` (raw PKU-MMD skeleton files, 150 numbers a line), the predicted labels of each of them too
     (no label file: no score)."""
-    from skelssl.data.pkummd import read_pku_skeleton
-    from skelssl.evaluation.segmentation import METRICS, _settings, frame_features, plot_segmentation, run_segmentation
-    from skelssl.transforms.streams import to_stream
-
-    result = run_segmentation(method, method.cfg, device)
-    records = [_record(method, model_name, "segmentation", metric, result.scores[metric]) for metric in METRICS]
+    result = run_segmentation(backbone, cfg, device)
+    records = [_record(cfg, model_name, "segmentation", metric, result.scores[metric]) for metric in METRICS]
     picks = np.linspace(0, len(result.truth) - 1, min(pictures, len(result.truth))).round().astype(int)
     rows = [(result.test_names[i], result.truth[i], result.predicted[i]) for i in picks]
     shown = ", ".join(f"{m.upper()} {100 * result.scores[m]:.1f}" for m in METRICS)
     paths = [plot_segmentation(rows, result.class_names, out_dir / f"segmentation_{model_name}.png",
                                title=f"{model_name}: frame labels of test sequences ({shown})")]
-    settings = _settings(method.cfg)
-    encoder = method.backbone.to(device).eval()
+    settings = _settings(cfg)
+    encoder = backbone.encoder.to(device).eval()
     for file in sequences or []:
         frames = read_pku_skeleton(file)  # (T, 2, 25, 3)
         x = torch.from_numpy(np.ascontiguousarray(frames.transpose(3, 0, 2, 1))[None]).to(device)
-        feats = frame_features(encoder, to_stream(x, method.cfg.data.stream, method.layout),
+        feats = frame_features(encoder, to_stream(x, backbone.stream, backbone.layout),
                                chunk_frames=int(settings["seg_chunk_frames"]),
                                context_frames=int(settings["seg_context_frames"]),
                                frame_step=int(settings["seg_frame_step"]))

@@ -1,7 +1,7 @@
 """A small Python API for your own code: load a pretrained checkpoint, embed sequences, classify them.
 
     from skelssl.api import load
-    model = load("runs/demo/checkpoints/last.ckpt")         # any method, any encoder
+    model = load("runs/demo")                                # a pretraining run or an imported one
     features = model.embed("data/nw-ucla", part="test")      # a prepared dataset -> (N, D)
     features = model.embed(array, layout="kinect20")         # or a raw array, with its layout
     probe = model.fit_probe("data/nw-ucla")                  # linear probe on the train part
@@ -24,7 +24,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from skelssl.data.dataset import SkeletonDataset
+from skelssl.data.ntu_preprocess import resample_linear
+from skelssl.data.prepared import load_meta
 from skelssl.errors import UserError
+from skelssl.evaluation.backbone import Backbone
+from skelssl.evaluation.features import extract_features
+from skelssl.evaluation.inputs import model_input
+from skelssl.evaluation.linear import LinearProbeConfig, fit_linear_head
+from skelssl.evaluation.loading import load_backbone
+from skelssl.evaluation.runner import pick_device
 from skelssl.skeleton.layouts import Layout, get_layout
 
 __all__ = ["load", "PretrainedModel", "LinearProbe"]
@@ -62,50 +71,42 @@ def _as_batch(data: np.ndarray | Tensor) -> np.ndarray | Tensor:
 
 
 def _resample(data: np.ndarray | Tensor, frames: int) -> np.ndarray:
-    from skelssl.data.ntu_preprocess import resample_linear
-
     array = data.detach().cpu().numpy() if isinstance(data, Tensor) else np.asarray(data)
     moved = np.moveaxis(array, 2, 0)  # frames first
     return np.moveaxis(resample_linear(moved.astype(np.float32), frames), 0, 2)
 
 
 class PretrainedModel:
-    """A pretrained method's encoder, ready to embed sequences (see the module docstring)."""
+    """A run's encoder (pretrained or imported), ready to embed sequences (see the module docstring)."""
 
-    def __init__(self, method: Any, device: torch.device | str | None = None) -> None:
-        from skelssl.evaluation.runner import pick_device
-
-        self.method = method
-        self.device = torch.device(device) if device is not None else pick_device(str(method.cfg.trainer.accelerator))
-        self.encoder = method.backbone.to(self.device).eval()
+    def __init__(self, backbone: Backbone, cfg: Any, device: torch.device | str | None = None) -> None:
+        self.backbone, self.cfg = backbone, cfg
+        self.device = torch.device(device) if device is not None else pick_device(str(cfg.trainer.accelerator))
+        self.encoder = backbone.encoder.to(self.device).eval()
 
     @property
     def layout(self) -> Layout:
-        return self.method.layout
+        return self.backbone.layout
 
     @property
     def stream(self) -> str:
-        return str(self.method.cfg.data.stream)
+        return str(self.backbone.stream)
 
     @property
     def feature_dim(self) -> int:
         return int(self.encoder.feature_dim)
 
     def __repr__(self) -> str:
-        return (f"PretrainedModel(method={self.method.name}, encoder={self.method.cfg.model.encoder}, "
+        return (f"PretrainedModel(model={self.backbone.name}, encoder={self.cfg.model.encoder}, "
                 f"layout={self.layout.name}, stream={self.stream}, feature_dim={self.feature_dim})")
 
     def _prepared(self, root: str | Path, split: str | None, part: str) -> tuple[np.ndarray, Any]:
-        from skelssl.data.dataset import SkeletonDataset
-
         dataset = SkeletonDataset(root, split or self._default_split(root), part)
         return dataset.array(), dataset
 
     def _default_split(self, root: str | Path) -> str:
-        from skelssl.data.prepared import load_meta
-
         splits = sorted(load_meta(root).splits)
-        own = str(self.method.cfg.data.split)
+        own = str(self.cfg.data.split)
         if own in splits or not splits:
             return own
         if len(splits) == 1:
@@ -121,9 +122,6 @@ class PretrainedModel:
         - a raw array (N, C, T, V, M), or one sequence of one person (T, V, C), whose joints follow `layout`
           (default: the model's); `frames` resamples every sequence to that many frames first.
         """
-        from skelssl.evaluation.features import extract_features
-        from skelssl.evaluation.inputs import model_input
-
         if isinstance(data, (str, Path)):
             if layout is not None:
                 raise UserError("a prepared dataset carries its own layout; give `layout` only with a raw array")
@@ -138,7 +136,7 @@ class PretrainedModel:
             raise UserError(f"the data has {array.shape[3]} joints but layout '{layout.name}' has "
                             f"{layout.num_joints}; pass the data's own layout (layout=...)")
         return extract_features(self.encoder, array, batch_size=batch_size, device=self.device,
-                                transform=model_input(self.method, layout))
+                                transform=model_input(self.backbone, layout))
 
     def fit_probe(self, dataset: str | Path | None = None, *, features: Tensor | None = None,
                   labels: Sequence[int] | np.ndarray | Tensor | None = None, class_names: Sequence[str] | None = None,
@@ -146,9 +144,7 @@ class PretrainedModel:
         """A linear probe (the `linear` protocol's settings, eval.linear_*) fitted on the train part of a
         prepared `dataset` (and scored on its test part: `probe.test_top1`), or on your own `features` and
         `labels`."""
-        from skelssl.evaluation.linear import LinearProbeConfig, fit_linear_head
-
-        e = self.method.cfg.eval
+        e = self.cfg.eval
         cfg = LinearProbeConfig(epochs=int(epochs or e.linear_epochs), lr=float(e.linear_lr),
                                 momentum=float(e.linear_momentum), weight_decay=float(e.linear_weight_decay),
                                 milestones=tuple(m for m in e.linear_milestones if not epochs or m < epochs),
@@ -182,7 +178,6 @@ class PretrainedModel:
 
 def load(checkpoint: str | Path, device: torch.device | str | None = None,
          overrides: dict[str, Any] | None = None) -> PretrainedModel:
-    """The pretrained model of a `skelssl pretrain` checkpoint (RUN/checkpoints/last.ckpt)."""
-    from skelssl.checkpoints import method_from_checkpoint
-
-    return PretrainedModel(method_from_checkpoint(checkpoint, overrides), device)
+    """The model of a run (RUN or RUN/checkpoints/last.ckpt): a `skelssl pretrain` run or a `skelssl import` one."""
+    backbone, cfg = load_backbone(checkpoint, overrides)
+    return PretrainedModel(backbone, cfg, device)

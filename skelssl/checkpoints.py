@@ -25,13 +25,14 @@ import torch
 from lightning.pytorch.callbacks import Checkpoint
 from omegaconf import OmegaConf
 
-from skelssl.config import migrate_config
+from skelssl import __version__
+from skelssl.defaults import migrate_config
 from skelssl.errors import UserError
 from skelssl.models.finite import first_nonfinite
 
 __all__ = ["LAST_CHECKPOINT", "PREVIOUS_CHECKPOINT", "CHECKPOINT_FORMAT", "RunCheckpoint", "read_checkpoint",
            "resume_checkpoint", "atomic_save", "run_dir_of", "checkpoint_file", "config_hash", "checkpoint_metadata",
-           "method_from_checkpoint", "initialize_from_checkpoint", "check_checkpoint_method"]
+           "initialize_from_checkpoint", "check_checkpoint_method"]
 
 LAST_CHECKPOINT = "checkpoints/last.ckpt"
 PREVIOUS_CHECKPOINT = "checkpoints/previous.ckpt"
@@ -47,8 +48,6 @@ def config_hash(cfg: Any) -> str:
 
 def checkpoint_metadata(cfg: Any) -> dict[str, Any]:
     """What every checkpoint carries besides the weights: who wrote it and for which config."""
-    from skelssl import __version__
-
     return {"version": __version__, "format": CHECKPOINT_FORMAT, "config_hash": config_hash(cfg)}
 
 
@@ -137,8 +136,6 @@ def _load(path: Path) -> Any:
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A skelssl pretraining checkpoint as a dict, loaded with weights_only=True (no code runs), in the current
     format (older formats migrated, newer ones refused)."""
-    from skelssl import __version__
-
     path = checkpoint_file(path)
     ckpt = _load(path)
     if not isinstance(ckpt, dict) or "skelssl" not in ckpt or "hyper_parameters" not in ckpt:
@@ -238,28 +235,3 @@ def check_checkpoint_method(path: str | Path, method_name: str) -> None:
     if found != method_name:
         raise UserError(f"checkpoint '{path}' was trained with method '{found}', but the config asks for "
                         f"'{method_name}'; resume with the same method (method.name={found}) or start a new run")
-
-
-def method_from_checkpoint(path: str | Path, overrides: dict[str, Any] | None = None,
-                           load_weights: bool = True) -> Any:
-    """Rebuild the pretrained method from a checkpoint.
-
-    load_weights=False gives the random-init baseline: the run's own starting point, drawn again from the
-    run's seed (as `pretrain` draws it), so the baseline is reproducible and shared by every method with
-    the same model settings and seed.
-    """
-    from skelssl.methods import get_method
-
-    ckpt = read_checkpoint(path)
-    hp = ckpt["hyper_parameters"]
-    cfg = OmegaConf.create(hp["cfg"])
-    if overrides:
-        cfg = OmegaConf.merge(cfg, overrides)
-    with torch.random.fork_rng(devices=[]):  # the caller's global RNG stream is left as it was
-        if not load_weights:
-            torch.manual_seed(int(cfg.trainer.seed))
-        method = get_method(cfg.method.name)(cfg, layout=hp["layout"], train_data_info=hp.get("train_data_info"))
-    if load_weights:
-        method.load_state_dict(method.migrate_state_dict(ckpt["state_dict"]))
-    return method
-

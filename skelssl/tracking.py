@@ -22,11 +22,12 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from skelssl.defaults import BASE_DEFAULTS, LOGGERS
 from skelssl.errors import UserError
+from skelssl.evaluation.results import format_table
 
 __all__ = ["LOGGERS", "build_loggers", "log_results", "TRACKERS_FILE"]
 
-LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")
 TRACKERS_FILE = "trackers.json"
 _EXTRA = {"mlflow": ("mlflow", "MLflow"), "wandb": ("wandb", "Weights & Biases")}
 
@@ -56,8 +57,6 @@ def _write_trackers(run_dir: Path, trackers: dict[str, Any]) -> None:
 
 
 def _settings(cfg: Any) -> dict[str, Any]:
-    from skelssl.config import BASE_DEFAULTS
-
     return {**BASE_DEFAULTS["tracking"], **dict(cfg.get("tracking") or {})}
 
 
@@ -120,7 +119,6 @@ def log_results(run_dir: str | Path, records: Iterable[Any]) -> list[str]:
 
     A tracker whose package is missing now is skipped with a note (the results stay in RUN/results.json).
     """
-    from skelssl.evaluation.results import format_table
 
     run_dir = Path(run_dir)
     records = list(records)

@@ -17,12 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from skelssl.checkpoints import (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT, RunCheckpoint, check_checkpoint_method,
                                  initialize_from_checkpoint, read_checkpoint, resume_checkpoint)
-from skelssl.config import migrate_config, save_config
+from skelssl.defaults import migrate_config, save_config
 from skelssl.data.dataset import SkeletonDataModule
 from skelssl.errors import UserError
 from skelssl.lightning_progress import progress_callbacks
 from skelssl.evaluation.monitor import knn_monitor_from_config
-from skelssl.methods import get_method
+from skelssl.methods import build_method
 from skelssl.methods.core.monitor import CollapseMonitor
 from skelssl.models.sync_batchnorm import convert_to_global_batchnorm
 from skelssl.outputs import list_entries, remove_entries
@@ -256,7 +256,7 @@ def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int 
         raise UserError(f"method.queue_size ({cfg.method.queue_size}) is smaller than trainer.batch_size "
                         f"({cfg.trainer.batch_size}); the queue must hold at least one batch of keys")
     layout = datamodule.train_dataset.layout
-    method = get_method(cfg.method.name)(cfg, layout=layout, train_data_info={
+    method = build_method(cfg, layout, train_data_info={
         "root": str(cfg.data.root), "split": cfg.data.split, "samples": len(datamodule.train_dataset),
         "num_classes": datamodule.train_dataset.num_classes,
         "channels": int(datamodule.train_dataset.data.shape[1]),

@@ -96,7 +96,7 @@ def test_random_init_baseline_is_the_runs_own_starting_point(tiny_dataset, tmp_p
     whatever the caller's RNG state, so the random-init rows are reproducible."""
     import lightning as L
 
-    from skelssl.checkpoints import method_from_checkpoint
+    from skelssl.methods import method_from_checkpoint
 
     class RecordStart(L.Callback):
         def on_train_start(self, trainer, pl_module):

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from skelssl.methods.actclr.actionlet import upsample_to_frames
+from skelssl.figures import save_png
 from skelssl.skeleton.layouts import Layout
 
 
@@ -109,7 +110,7 @@ def plot_actionlet(sequence: np.ndarray, mask: np.ndarray, layout: Layout, path:
             ax.set_title(f"{label}, t={t}", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save_png(fig, path)
+    return save_png(fig, path)
 
 
 def plot_tsne(features: Tensor | np.ndarray, labels: np.ndarray, class_names: list[str], path: str | Path,
@@ -140,16 +141,6 @@ def plot_tsne(features: Tensor | np.ndarray, labels: np.ndarray, class_names: li
     if len(np.unique(labels)) <= 20:
         ax.legend(fontsize=7, markerscale=2, loc="best", frameon=False)
     ax.set_title(title or "t-SNE of encoder features")
-    return _save_png(fig, path)
+    return save_png(fig, path)
 
 
-def _save_png(fig: Any, path: str | Path) -> Path:
-    """Write the figure to `path` (parents created) and free it."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from skelssl.analysis.actionlets import _save_png
 from skelssl.skeleton.layouts import Layout
+from skelssl.figures import save_png
 
 __all__ = ["actionlet_frequencies", "plot_actionlet_heatmaps", "plot_average_motion", "animate_actionlet"]
 
@@ -66,7 +66,7 @@ def plot_actionlet_heatmaps(masks: np.ndarray, labels: np.ndarray, class_names: 
     right.set_title("actionlet frames per class (ActCLR+ Fig. 15)")
     if title:
         fig.suptitle(title)
-    return _save_png(fig, path)
+    return save_png(fig, path)
 
 
 def _draw_skeleton(ax: Any, xy: np.ndarray, layout: Layout, lit: np.ndarray | None, limits: tuple) -> None:
@@ -103,7 +103,7 @@ def plot_average_motion(average: np.ndarray, layout: Layout, path: str | Path, f
         _draw_skeleton(ax, xy[:, t], layout, None, limits)
         ax.set_title(f"t={t}", fontsize=8)
     fig.suptitle(title, fontsize=10)
-    return _save_png(fig, path)
+    return save_png(fig, path)
 
 
 def animate_actionlet(sequence: np.ndarray, mask: np.ndarray, layout: Layout, path: str | Path, fps: int = 10,

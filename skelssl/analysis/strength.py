@@ -22,6 +22,16 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from skelssl.analysis.spectrum import fit_accuracy_curve, spectrum_scores
+from skelssl.checkpoints import LAST_CHECKPOINT, read_checkpoint
+from skelssl.data.dataset import SkeletonDataset
+from skelssl.defaults import check_keys
+from skelssl.errors import UserError
+from skelssl.evaluation import encode_splits, extract_features, knn_evaluate, load_backbone, pick_device
+from skelssl.evaluation.monitor import evenly_spaced
+from skelssl.figures import save_png
+from skelssl.methods import method_from_checkpoint
+from skelssl.train import pretrain
+from skelssl.transforms.streams import to_stream
 
 __all__ = ["ContrastiveEmbedding", "embed_test_part", "measure_spectrum", "strength_sweep", "plot_spectra",
            "plot_strength"]
@@ -40,11 +50,6 @@ class ContrastiveEmbedding(nn.Module):
 
 def embed_test_part(method: Any, device: torch.device, max_nodes: int = 1000) -> tuple[Tensor, np.ndarray]:
     """(z of at most `max_nodes` evenly spaced test sequences, their labels)."""
-    from skelssl.data.dataset import SkeletonDataset
-    from skelssl.evaluation.features import extract_features
-    from skelssl.evaluation.monitor import evenly_spaced
-    from skelssl.transforms.streams import to_stream
-
     cfg = method.cfg
     test = SkeletonDataset(cfg.data.root, cfg.data.split, "test")
     rows = evenly_spaced(len(test), max_nodes)
@@ -72,12 +77,6 @@ def strength_sweep(checkpoint: str | Path, key: str, values: list[str], out_dir:
                    overrides: dict[str, Any] | None = None, device: torch.device | None = None) -> list[dict[str, Any]]:
     """Pretrain one run per value of `key` and measure each (module docstring); returns one dict per value and
     writes OUT/strength.json. A run already finished in OUT/<key>=<value>/ is measured, not trained again."""
-    from skelssl.checkpoints import LAST_CHECKPOINT, method_from_checkpoint, read_checkpoint
-    from skelssl.config import check_keys
-    from skelssl.errors import UserError
-    from skelssl.evaluation import encode_splits, knn_evaluate, pick_device
-    from skelssl.train import pretrain
-
     out_dir = Path(out_dir)
     saved = OmegaConf.create(read_checkpoint(checkpoint)["hyper_parameters"]["cfg"])
     if OmegaConf.select(saved, key) is None:
@@ -100,7 +99,8 @@ def strength_sweep(checkpoint: str | Path, key: str, values: list[str], out_dir:
         method = method_from_checkpoint(run_dir / LAST_CHECKPOINT)
         run_device = device or pick_device(str(cfg.trainer.accelerator))
         scores = measure_spectrum(method, run_device, epsilon=epsilon, max_nodes=max_nodes)
-        features = encode_splits(method, method.cfg, run_device)
+        backbone, backbone_cfg = load_backbone(run_dir / LAST_CHECKPOINT)
+        features = encode_splits(backbone, backbone_cfg, run_device)
         knn = knn_evaluate(features["train_feats"], features["train_labels"], features["test_feats"],
                            features["test_labels"], features["num_classes"], ks=tuple(method.cfg.eval.knn_k),
                            temperature=float(method.cfg.eval.knn_temperature))
@@ -122,8 +122,6 @@ def plot_spectra(results: list[dict[str, Any]], path: str | Path, title: str, le
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from skelssl.analysis.actionlets import _save_png
-
     colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(results), 1)))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for colour, r in zip(colours, results):
@@ -137,7 +135,7 @@ def plot_spectra(results: list[dict[str, Any]], path: str | Path, title: str, le
     ax.set_title(title)
     ax.legend(fontsize=8, title=legend_title or None, title_fontsize=8)
     ax.grid(alpha=0.3)
-    return _save_png(fig, path)
+    return save_png(fig, path)
 
 
 def plot_strength(results: list[dict[str, Any]], out_dir: str | Path, title: str = "",
@@ -148,8 +146,6 @@ def plot_strength(results: list[dict[str, Any]], out_dir: str | Path, title: str
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from skelssl.analysis.actionlets import _save_png
 
     out_dir = Path(out_dir)
     key = results[0]["key"] if results else "strength"
@@ -173,7 +169,7 @@ def plot_strength(results: list[dict[str, Any]], out_dir: str | Path, title: str
     ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="best")
     ax.set_title(f"κ and category diameter vs {key} (ActCLR+ Fig. 2)")
     ax.grid(alpha=0.3)
-    paths.append(_save_png(fig, out_dir / "strength_kappa.png"))
+    paths.append(save_png(fig, out_dir / "strength_kappa.png"))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     kappa = np.array([r["kappa"] for r in results], dtype=float)
@@ -191,5 +187,5 @@ def plot_strength(results: list[dict[str, Any]], out_dir: str | Path, title: str
     ax.set_ylabel(f"{accuracy_key.replace('knn_', '')} accuracy (%)")
     ax.set_title("accuracy vs κ (ActCLR+ Fig. 3, eq. 17 form)")
     ax.grid(alpha=0.3)
-    paths.append(_save_png(fig, out_dir / "strength_accuracy.png"))
+    paths.append(save_png(fig, out_dir / "strength_accuracy.png"))
     return paths

@@ -18,6 +18,11 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
+from skelssl.data.dataset import SkeletonDataset
+from skelssl.evaluation.backbone import Backbone
+from skelssl.evaluation.features import load_batch
+from skelssl.evaluation.inputs import model_input
+
 __all__ = ["recompute_batchnorm_statistics", "recompute_over_data", "calibrate_on_training_split",
            "RANDOM_INIT_BATCHNORM"]
 
@@ -63,8 +68,6 @@ def recompute_over_data(module: nn.Module, data: Any, transform: Callable[[Tenso
     """`recompute_batchnorm_statistics` over every row of `data` (N, C, T, V, M), an array or memmap read in
     slices of `batch_size`, moved to `device` and passed through `transform` (the model input), unaugmented
     as at test time."""
-    from skelssl.evaluation.features import load_batch
-
     batches = (transform(load_batch(data, slice(s, min(s + batch_size, len(data))), device))
                for s in range(0, len(data), batch_size))
     return recompute_batchnorm_statistics(module, batches)
@@ -73,18 +76,14 @@ def recompute_over_data(module: nn.Module, data: Any, transform: Callable[[Tenso
 RANDOM_INIT_BATCHNORM = ("data", "init")
 
 
-def calibrate_on_training_split(method: Any, device: torch.device) -> int:
-    """The backbone's BatchNorm statistics recomputed over the train part of method.cfg.data (no labels read), for
+def calibrate_on_training_split(backbone: Backbone, cfg: Any, device: torch.device) -> int:
+    """The encoder's BatchNorm statistics recomputed over the train part of cfg.data (no labels read), for
     the random-init baseline (`eval.random_init_batchnorm=data`).
 
     A random-init encoder's statistics are their initial values (mean 0, variance 1), while a pretrained
     encoder's describe the data: read in eval mode, the random encoder's features are then those of a network
     that never saw its inputs' scale, which makes the baseline weaker than a random network is (synthetic,
     ST-GCN: 1-NN 24.4 % with the initial statistics, 45.6 % with the data's). Returns the batches seen."""
-    from skelssl.data.dataset import SkeletonDataset
-    from skelssl.evaluation.inputs import model_input
-
-    cfg = method.cfg
     train = SkeletonDataset(cfg.data.root, cfg.data.split, "train")
-    return recompute_over_data(method.backbone.to(device), train.array(), model_input(method, train.layout), device,
-                               int(cfg.eval.batch_size))
+    return recompute_over_data(backbone.encoder.to(device), train.array(), model_input(backbone, train.layout),
+                               device, int(cfg.eval.batch_size))

@@ -9,6 +9,9 @@ import torch
 from torch import Tensor, nn
 
 from skelssl.console import Progress
+from skelssl.data.dataset import SkeletonDataset
+from skelssl.evaluation.backbone import Backbone
+from skelssl.evaluation.inputs import model_input
 
 
 def module_device(module: nn.Module) -> torch.device:
@@ -80,16 +83,13 @@ def extract_features(
     return torch.cat(chunks)
 
 
-def encode_splits(method: Any, cfg: Any, device: torch.device, progress: bool = False) -> dict[str, Any]:
+def encode_splits(backbone: Backbone, cfg: Any, device: torch.device, progress: bool = False) -> dict[str, Any]:
     """Backbone features of the train and test parts of cfg.data (computed once, reused by every protocol);
-    data of another layout than the method's is mapped to it (evaluation.inputs.model_input)."""
-    from skelssl.data.dataset import SkeletonDataset
-    from skelssl.evaluation.inputs import model_input
-
+    data of another layout than the encoder's is mapped to it (evaluation.inputs.model_input)."""
     train = SkeletonDataset(cfg.data.root, cfg.data.split, "train")
     test = SkeletonDataset(cfg.data.root, cfg.data.split, "test")
-    encoder = method.backbone.to(device)
-    transform = model_input(method, train.layout)  # another layout's data goes through the joint map
+    encoder = backbone.encoder.to(device)
+    transform = model_input(backbone, train.layout)  # another layout's data goes through the joint map
 
     bs = int(cfg.eval.batch_size)
     return {

@@ -27,7 +27,6 @@ state (the caller's global RNG is left as it was).
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from dataclasses import dataclass
@@ -38,15 +37,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from skelssl.data.dataset import SkeletonDataset
 from skelssl.errors import UserError
 from skelssl.evaluation.batchnorm import recompute_over_data
 from skelssl.evaluation.features import load_batch
 from skelssl.evaluation.inputs import model_input
 from skelssl.evaluation.linear import summarize_history
-from skelssl.evaluation.protocols import EvalContext, Protocol, register_protocol
+from skelssl.evaluation.protocols import EvalContext, Protocol
 from skelssl.evaluation.results import ResultRecord
+from skelssl.transforms.pipelines import normal_from_config
 
-__all__ = ["FinetuneConfig", "finetune", "finetune_in_context", "fresh_backbone", "BATCHNORM_MODES",
+__all__ = ["FinetuneConfig", "finetune", "finetune_in_context", "BATCHNORM_MODES",
            "FinetuneProtocol", "SupervisedProtocol"]
 
 BATCHNORM_MODES = ("train", "frozen")
@@ -85,15 +86,6 @@ class FinetuneConfig:
                    eval_every=int(e.finetune_eval_every), batchnorm=str(e.finetune_batchnorm),
                    precise_bn=bool(e.finetune_precise_bn),
                    augment=bool(e.finetune_augment), seed=seed)
-
-
-def fresh_backbone(method: Any) -> nn.Module:
-    """The run's own starting encoder, drawn again from its seed (as `pretrain` and the random-init baseline
-    of `method_from_checkpoint(load_weights=False)` draw it); the caller's global RNG is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(method.cfg.trainer.seed))
-        fresh = type(method)(method.cfg, layout=method.layout, train_data_info=method.train_data_info)
-    return fresh.backbone
 
 
 @torch.no_grad()
@@ -202,10 +194,7 @@ def finetune_in_context(context: EvalContext, protocol: str, encoder: nn.Module,
                         train_positions: np.ndarray | None = None, dataset: str | None = None) -> list[ResultRecord]:
     """Finetune `encoder` (trained in place: pass a copy) on the train part of context.cfg.data (or the rows
     `train_positions` of it), test on the test part; records `top1` and `best_top1`, scores kept for fusion."""
-    from skelssl.data.dataset import SkeletonDataset
-    from skelssl.transforms.pipelines import normal_from_config
-
-    cfg, method = context.cfg, context.method
+    cfg, backbone = context.cfg, context.backbone
     train = SkeletonDataset(cfg.data.root, cfg.data.split, "train")
     test = SkeletonDataset(cfg.data.root, cfg.data.split, "test")
     train_data, train_labels = train.array(), train.labels
@@ -213,8 +202,9 @@ def finetune_in_context(context: EvalContext, protocol: str, encoder: nn.Module,
         train_data, train_labels = train_data[np.sort(train_positions)], train_labels[np.sort(train_positions)]
     out = finetune(encoder, train_data, train_labels, test.array(), test.labels, train.num_classes,
                    FinetuneConfig.from_eval(cfg.eval, seed=int(cfg.trainer.seed)),
-                   transform=model_input(method, train.layout),
-                   augment=lambda x, generator: normal_from_config(x, generator, method.augment_cfg),
+                   transform=model_input(backbone, train.layout),
+                   augment=None if backbone.augment is None else
+                   (lambda x, generator: normal_from_config(x, generator, backbone.augment)),
                    device=context.device, eval_batch_size=int(cfg.eval.batch_size), progress=context.progress,
                    label=f"{protocol} ({context.model_name})")
     context.keep_scores(protocol, out["test_logits"], test.labels,
@@ -232,7 +222,7 @@ class FinetuneProtocol(Protocol):
     help = "encoder + linear classifier trained on all labels (eval.finetune_*; BatchNorm in train mode)"
 
     def run(self, context: EvalContext) -> list[ResultRecord]:
-        return finetune_in_context(context, self.name, copy.deepcopy(context.method.backbone))
+        return finetune_in_context(context, self.name, context.backbone.copy_encoder())
 
 
 class SupervisedProtocol(Protocol):
@@ -240,8 +230,4 @@ class SupervisedProtocol(Protocol):
     help = "the same encoder and finetune schedule from random init: the supervised reference"
 
     def run(self, context: EvalContext) -> list[ResultRecord]:
-        return finetune_in_context(context, self.name, fresh_backbone(context.method))
-
-
-register_protocol(FinetuneProtocol())
-register_protocol(SupervisedProtocol())
+        return finetune_in_context(context, self.name, context.backbone.fresh_encoder("the supervised reference"))

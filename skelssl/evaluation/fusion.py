@@ -21,7 +21,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from skelssl.config import BASE_DEFAULTS
+from skelssl.defaults import BASE_DEFAULTS
 from skelssl.errors import UserError
 from skelssl.evaluation.results import ResultRecord
 

@@ -31,9 +31,10 @@ import lightning as L
 import numpy as np
 import torch
 
-from skelssl.config import BASE_DEFAULTS
+from skelssl.defaults import BASE_DEFAULTS
 from skelssl.evaluation.features import extract_features
 from skelssl.evaluation.knn import knn_evaluate
+from skelssl.figures import save_png
 
 __all__ = ["KnnMonitor", "MONITOR_DEFAULTS", "knn_monitor_from_config", "plot_monitor"]
 
@@ -161,8 +162,6 @@ def plot_monitor(history: list[dict[str, float]], path: str | Path, title: str =
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from skelssl.analysis.actionlets import _save_png
-
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     knn_keys = sorted({k for e in history for k in e if k.startswith("knn_")}, key=lambda k: (k != "knn_1nn_cosine", k))
     for key in knn_keys:
@@ -195,4 +194,4 @@ def plot_monitor(history: list[dict[str, float]], path: str | Path, title: str =
     right.set_title("loss and collapse figures")
     if title:
         fig.suptitle(title)
-    return _save_png(fig, path)
+    return save_png(fig, path)

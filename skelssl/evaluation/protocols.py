@@ -1,9 +1,9 @@
-"""The protocol registry: every evaluation protocol by name, each turning one model into result records.
+"""What an evaluation protocol is: a `Protocol` turns one model (an `EvalContext`) into result records.
 
-A protocol gets an `EvalContext` (the model, its config, the device) and returns records in percent. Frozen-
-feature protocols (KNN, linear probe) read `context.features`, computed once per model and shared. The CLI
-takes its choices from `PROTOCOLS`; a new protocol is one class registered here, or in its own module that
-skelssl/evaluation/__init__.py imports (finetune.py, semi.py, transfer.py register theirs).
+A protocol gets an `EvalContext` (the backbone, the config, the device) and returns records in percent.
+Frozen-feature protocols (KNN, linear probe, defined here) read `context.features`, computed once per model and
+shared. The list of every protocol by name is skelssl.evaluation.catalog.PROTOCOLS: a new protocol is one
+class, added there.
 """
 
 from __future__ import annotations
@@ -15,25 +15,26 @@ from typing import Any, ClassVar
 import torch
 from omegaconf import DictConfig
 
+from skelssl.evaluation.backbone import Backbone
 from skelssl.evaluation.features import encode_splits
 from skelssl.evaluation.knn import knn_evaluate
 from skelssl.evaluation.fusion import StreamScores
 from skelssl.evaluation.linear import LinearProbeConfig, fit_linear_head, summarize_history
 from skelssl.evaluation.results import ResultRecord
-from skelssl.registry import Registry
 
-__all__ = ["EvalContext", "Protocol", "PROTOCOLS", "register_protocol", "get_protocol"]
+__all__ = ["EvalContext", "Protocol", "KnnProtocol", "LinearProtocol"]
 
 
 @dataclass
 class EvalContext:
-    """One model under evaluation: `method` (a pretrained or random-init method), its config, where to run.
+    """One model under evaluation: its `backbone` (pretrained, imported or random-init), the config whose data.*,
+    eval.* and trainer.seed the protocols read, where to run.
 
     artifacts_dir: where protocols keep what a rerun must reuse (the semi-supervised label subsets); None
     keeps nothing. scores: the test logits of every classifier protocol run, for stream fusion.
     """
 
-    method: Any
+    backbone: Backbone
     cfg: DictConfig
     model_name: str
     device: torch.device
@@ -47,7 +48,7 @@ class EvalContext:
     def features(self) -> dict[str, Any]:
         """Frozen backbone features of the train and test parts (computed on first use, then cached)."""
         if self._features is None:
-            self._features = encode_splits(self.method, self.cfg, self.device, progress=self.progress)
+            self._features = encode_splits(self.backbone, self.cfg, self.device, progress=self.progress)
         return self._features
 
     def record(self, protocol: str, metric: str, fraction: float) -> ResultRecord:
@@ -108,16 +109,3 @@ class LinearProtocol(Protocol):
         return [context.record("linear", "top1", out["final_top1"]),
                 context.record("linear", "best_top1", out["best_top1"])]
 
-
-PROTOCOLS = Registry("protocol")
-register_protocol = PROTOCOLS.register
-for _protocol in (KnnProtocol(), LinearProtocol()):
-    register_protocol(_protocol)
-
-
-def get_protocol(name: str) -> Protocol:
-    return PROTOCOLS.lookup(name)
-
-
-# Protocols defined in their own modules register themselves on import (after the names above exist).
-import skelssl.evaluation.segmentation  # noqa: E402,F401  "segmentation"

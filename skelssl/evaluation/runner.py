@@ -7,22 +7,26 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import torch
 from omegaconf import OmegaConf
 
-from skelssl.checkpoints import method_from_checkpoint, read_checkpoint, run_dir_of
-from skelssl.config import check_keys, model_label, validate_config
+from skelssl.checkpoints import read_checkpoint, run_dir_of
 from skelssl.data.prepared import load_meta
 from skelssl.errors import UserError
+from skelssl.evaluation.backbone import Backbone, normalisation_differences
 from skelssl.evaluation.batchnorm import RANDOM_INIT_BATCHNORM, calibrate_on_training_split
+from skelssl.evaluation.catalog import get_protocol
 from skelssl.evaluation.fusion import StreamScores
-from skelssl.evaluation.protocols import EvalContext, get_protocol
+from skelssl.evaluation.loading import backbone_from_checkpoint, checkpoint_config
+from skelssl.evaluation.protocols import EvalContext
 from skelssl.evaluation.results import ResultRecord
 
-__all__ = ["pick_device", "evaluate_checkpoints", "evaluate_method", "prepare_random_init", "require_train_and_test"]
+__all__ = ["pick_device", "evaluate_checkpoints", "evaluate_backbone", "prepare_random_init", "require_train_and_test",
+           "warn_on_normalisation"]
 
 
 def pick_device(accelerator: str = "auto") -> torch.device:
@@ -40,22 +44,42 @@ def _dataset_name(cfg: Any) -> str:
         return str(cfg.data.dataset)
 
 
-def evaluate_method(method: Any, protocols: Sequence[str], model_name: str, device: torch.device,
-                    progress: bool = False, artifacts_dir: Path | None = None,
-                    scores: list[StreamScores] | None = None) -> list[ResultRecord]:
-    """Records of `protocols` for one built method (pretrained or random-init).
+def warn_on_normalisation(backbone: Backbone, root: Any) -> list[str]:
+    """Warn (once per call) when the data at `root` was prepared otherwise than the backbone's weights expect;
+    returns the differences."""
+    try:
+        meta = load_meta(root)
+    except Exception:  # noqa: BLE001 - a missing dataset is reported by whoever reads it
+        return []
+    differences = normalisation_differences(backbone.expects, meta)
+    if differences:
+        preset = (backbone.expects or {}).get("preset")
+        warnings.warn(f"'{root}' was prepared otherwise than the weights of '{backbone.name}' expect "
+                      f"({'; '.join(differences)}): their accuracy on it means little; prepare the data with "
+                      f"the '{preset}' preset (docs/data.md)", UserWarning, stacklevel=2)
+    return differences
+
+
+def evaluate_backbone(backbone: Backbone, cfg: Any, protocols: Sequence[str], device: torch.device | str = "cpu",
+                      *, model_name: str | None = None, progress: bool = False, artifacts_dir: Path | None = None,
+                      scores: list[StreamScores] | None = None) -> list[ResultRecord]:
+    """Records of `protocols` for one backbone (pretrained, imported, random-init or any encoder of yours) on
+    cfg.data, with the settings of cfg.eval and the seed cfg.trainer.seed.
 
     artifacts_dir: where protocols keep what reruns reuse (semi-supervised subsets); scores: if given, gets
     the test logits of every classifier protocol (for fusion). With `progress`, each protocol's time is printed.
     """
-    context = EvalContext(method=method, cfg=method.cfg, model_name=model_name, device=device, progress=progress,
-                          dataset_name=_dataset_name(method.cfg), artifacts_dir=artifacts_dir)
+    device = torch.device(device)
+    name = model_name or backbone.name
+    warn_on_normalisation(backbone, cfg.data.root)
+    context = EvalContext(backbone=backbone, cfg=cfg, model_name=name, device=device, progress=progress,
+                          dataset_name=_dataset_name(cfg), artifacts_dir=artifacts_dir)
     records: list[ResultRecord] = []
-    for name in protocols:
+    for protocol in protocols:
         started = time.perf_counter()
-        records += get_protocol(name).run(context)
+        records += get_protocol(protocol).run(context)
         if progress:
-            print(f"[evaluate] {name} on {model_name}: {time.perf_counter() - started:.1f} s", flush=True)
+            print(f"[evaluate] {protocol} on {name}: {time.perf_counter() - started:.1f} s", flush=True)
     if scores is not None:
         scores.extend(context.scores)
     return records
@@ -74,14 +98,14 @@ def require_train_and_test(cfg: Any) -> None:
                             f"a test part (`skelssl info {root}` shows the counts; choose another data.split)")
 
 
-def prepare_random_init(method: Any, device: torch.device) -> None:
+def prepare_random_init(backbone: Backbone, cfg: Any, device: torch.device) -> None:
     """The random-init baseline as `eval.random_init_batchnorm` asks: "data" (default) gives its BatchNorm
     layers the statistics of the train part (skelssl.evaluation.batchnorm), "init" leaves them as drawn."""
-    mode = str(method.cfg.eval.random_init_batchnorm)
+    mode = str(cfg.eval.random_init_batchnorm)
     if mode not in RANDOM_INIT_BATCHNORM:
         raise UserError(f"eval.random_init_batchnorm must be one of {', '.join(RANDOM_INIT_BATCHNORM)}, got '{mode}'")
     if mode == "data":
-        calibrate_on_training_split(method, device)
+        calibrate_on_training_split(backbone, cfg, device)
 
 
 def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[str],
@@ -92,7 +116,7 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[
                          out_dir: str | Path | None = None,
                          per_checkpoint_scores: dict[Path, list[StreamScores]] | None = None) -> list[ResultRecord]:
     """Records of every protocol for every checkpoint (model name: skelssl.config.model_label, the method with
-    its plug-ins and a foreign encoder), and once per distinct
+    its plug-ins and a foreign encoder; an imported run's own label), and once per distinct
     architecture, seed and data, the random-init baseline (model "random_init") when asked for.
 
     overrides: data.* / eval.* / trainer.* values applied to each checkpoint's saved config (checked for typos).
@@ -105,29 +129,26 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[
     records: list[ResultRecord] = []
     baselines_done: set[str] = set()
     for path in checkpoints:
-        saved_dict = read_checkpoint(path)["hyper_parameters"]["cfg"]
-        saved = OmegaConf.create(saved_dict)
-        if overrides:
-            check_keys(overrides, saved, "the command line")
-        cfg = OmegaConf.merge(saved, overrides or {})
-        validate_config(cfg, [(f"the config saved in {path}", saved_dict), ("the command line", overrides or {})])
+        ckpt = read_checkpoint(path)
+        cfg = checkpoint_config(ckpt, path, overrides)
         require_train_and_test(cfg)
         run_device = device or pick_device(str(cfg.trainer.accelerator))
-        models = [(model_label(cfg), True)]
+        models = [True]
         baseline_key = json.dumps([OmegaConf.to_container(cfg.model), OmegaConf.to_container(cfg.data),
-                                   int(cfg.trainer.seed), cfg.method.feature_dim], sort_keys=True, default=str)
+                                   int(cfg.trainer.seed), ckpt["hyper_parameters"]["layout"]], sort_keys=True,
+                                  default=str)
         if with_random_init and baseline_key not in baselines_done:
             baselines_done.add(baseline_key)
-            models.append(("random_init", False))
-        for model_name, load_weights in models:
+            models.append(False)
+        for load_weights in models:
+            backbone = backbone_from_checkpoint(ckpt, cfg, path, load_weights=load_weights)
             if announce:
-                print(f"[evaluate] {model_name} ({', '.join(protocols)}) from {path} ...", flush=True)
-            method = method_from_checkpoint(path, overrides, load_weights=load_weights)
+                print(f"[evaluate] {backbone.name} ({', '.join(protocols)}) from {path} ...", flush=True)
             if not load_weights:
-                prepare_random_init(method, run_device)
+                prepare_random_init(backbone, cfg, run_device)
             scores: list[StreamScores] = []
-            found = evaluate_method(method, protocols, model_name, run_device, progress=progress,
-                                    artifacts_dir=Path(out_dir) if out_dir else run_dir_of(path), scores=scores)
+            found = evaluate_backbone(backbone, cfg, protocols, run_device, progress=progress,
+                                      artifacts_dir=Path(out_dir) if out_dir else run_dir_of(path), scores=scores)
             records += found
             if per_checkpoint is not None:
                 per_checkpoint.setdefault(Path(path), []).extend(found)

@@ -29,6 +29,7 @@ classifier is trained on PKU-MMD II by the linear-evaluation mechanism. What it 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from skelssl.config import BASE_DEFAULTS
+from skelssl.defaults import BASE_DEFAULTS
 from skelssl.console import Progress
+from skelssl.data.prepared import load_meta, open_data
 from skelssl.errors import UserError
+from skelssl.evaluation.backbone import Backbone
 from skelssl.evaluation.linear import LinearProbeConfig, _LinearHead
-from skelssl.evaluation.protocols import EvalContext, Protocol, register_protocol
+from skelssl.evaluation.protocols import EvalContext, Protocol
 from skelssl.evaluation.results import ResultRecord
+from skelssl.figures import save_png
+from skelssl.transforms.streams import to_stream
 
 __all__ = ["SEGMENTATION_DEFAULTS", "BACKGROUND_NAME", "confusion_matrix", "segmentation_scores",
            "temporal_stride", "frame_features", "FrameClassifier", "SegmentationResult", "run_segmentation",
@@ -138,8 +143,6 @@ def frame_features(encoder: nn.Module, sequence: Tensor, *, chunk_frames: int = 
 
 def read_untrimmed(root: str | Path, split: str) -> dict[str, Any]:
     """The untrimmed dataset at `root`: meta, data, frame labels and the rows of each part of `split`."""
-    from skelssl.data.prepared import load_meta, open_data
-
     meta = load_meta(root)
     if "frame_labels" not in meta.extra_arrays:
         raise UserError(f"dataset '{root}' ({meta.dataset}) has no per-frame labels (frame_labels.npy): "
@@ -158,12 +161,10 @@ def read_untrimmed(root: str | Path, split: str) -> dict[str, Any]:
             "train": np.asarray(parts["train"]), "test": np.asarray(parts["test"])}
 
 
-def _encode_rows(method: Any, dataset: dict[str, Any], rows: np.ndarray, device: torch.device,
+def _encode_rows(backbone: Backbone, dataset: dict[str, Any], rows: np.ndarray, device: torch.device,
                  settings: dict[str, Any], progress: bool) -> list[Tensor]:
     """Per-frame features (T_i, C) of each sequence `rows` (valid frames only), on the CPU."""
-    from skelssl.transforms.streams import to_stream
-
-    encoder = method.backbone.to(device)
+    encoder = backbone.encoder.to(device)
     was_training = encoder.training
     encoder.eval()
     out = []
@@ -172,7 +173,7 @@ def _encode_rows(method: Any, dataset: dict[str, Any], rows: np.ndarray, device:
         for row in rows:
             length = int(dataset["meta"].lengths[row])
             x = torch.from_numpy(np.array(dataset["data"][row, :, :length], dtype=np.float32)).to(device)
-            x = to_stream(x[None], method.cfg.data.stream, method.layout)
+            x = to_stream(x[None], backbone.stream, backbone.layout)
             out.append(frame_features(encoder, x, chunk_frames=int(settings["seg_chunk_frames"]),
                                       context_frames=int(settings["seg_context_frames"]),
                                       frame_step=int(settings["seg_frame_step"])).cpu())
@@ -240,19 +241,17 @@ class SegmentationResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run_segmentation(method: Any, cfg: Any, device: torch.device, progress: bool = False) -> SegmentationResult:
+def run_segmentation(backbone: Backbone, cfg: Any, device: torch.device, progress: bool = False) -> SegmentationResult:
     """Train the frame classifier on the train sequences of cfg.data (an untrimmed dataset), score the test ones."""
-    import time
-
     settings = _settings(cfg)
     dataset = read_untrimmed(cfg.data.root, cfg.data.split)
     meta = dataset["meta"]
-    if meta.layout.num_joints != method.layout.num_joints:
+    if meta.layout.num_joints != backbone.layout.num_joints:
         raise UserError(f"dataset '{cfg.data.root}' has {meta.layout.num_joints} joints ({meta.layout.name}); "
-                        f"the encoder was built for {method.layout.num_joints} ({method.layout.name})")
+                        f"the encoder was built for {backbone.layout.num_joints} ({backbone.layout.name})")
     started = time.perf_counter()
-    train_feats = _encode_rows(method, dataset, dataset["train"], device, settings, progress)
-    test_feats = _encode_rows(method, dataset, dataset["test"], device, settings, progress)
+    train_feats = _encode_rows(backbone, dataset, dataset["train"], device, settings, progress)
+    test_feats = _encode_rows(backbone, dataset, dataset["test"], device, settings, progress)
     encoded = time.perf_counter()
 
     def labels_of(rows: np.ndarray) -> list[np.ndarray]:
@@ -285,11 +284,8 @@ class SegmentationProtocol(Protocol):
             "dataset; eval.seg_*): ACC, MACC, FWIoU, mIoU")
 
     def run(self, context: EvalContext) -> list[ResultRecord]:
-        result = run_segmentation(context.method, context.cfg, context.device, progress=context.progress)
+        result = run_segmentation(context.backbone, context.cfg, context.device, progress=context.progress)
         return [context.record("segmentation", metric, result.scores[metric]) for metric in METRICS]
-
-
-register_protocol(SegmentationProtocol())
 
 
 # ------------------------------------------------------------------------------------------------- picture
@@ -304,8 +300,6 @@ def plot_segmentation(rows: list[tuple[str, np.ndarray | None, np.ndarray]], cla
     import matplotlib.pyplot as plt
     from matplotlib.colors import ListedColormap
     from matplotlib.patches import Patch
-
-    from skelssl.analysis.actionlets import _save_png
 
     palette = ["0.88"] + [plt.get_cmap("tab20")(k % 20) for k in range(len(class_names) - 1)]
     cmap = ListedColormap(palette)
@@ -327,4 +321,4 @@ def plot_segmentation(rows: list[tuple[str, np.ndarray | None, np.ndarray]], cla
                        ncol=min(6, len(used)), fontsize=7, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save_png(fig, path)
+    return save_png(fig, path)

@@ -14,7 +14,6 @@ The subsets (our choices, where the papers say only "randomly selected"):
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -23,9 +22,10 @@ from typing import Sequence
 
 import numpy as np
 
+from skelssl.data.dataset import SkeletonDataset
 from skelssl.errors import UserError
 from skelssl.evaluation.finetune import finetune_in_context
-from skelssl.evaluation.protocols import EvalContext, Protocol, register_protocol
+from skelssl.evaluation.protocols import EvalContext, Protocol
 from skelssl.evaluation.results import ResultRecord
 
 __all__ = ["class_balanced_subset", "semi_subset", "subset_file", "protocol_name", "SemiProtocol"]
@@ -95,8 +95,6 @@ class SemiProtocol(Protocol):
     help = "encoder + classifier finetuned on class-balanced label subsets (eval.semi_percents: 1, 10)"
 
     def run(self, context: EvalContext) -> list[ResultRecord]:
-        from skelssl.data.dataset import SkeletonDataset
-
         cfg = context.cfg
         train = SkeletonDataset(cfg.data.root, cfg.data.split, "train")
         names = [train.meta.sample_names[i] for i in train.indices]
@@ -109,8 +107,5 @@ class SemiProtocol(Protocol):
                 print(f"[{protocol_name(float(percent))}] {len(positions)} of {len(names)} training samples"
                       + (f" ({path})" if path else ""), flush=True)
             records += finetune_in_context(context, protocol_name(float(percent)),
-                                           copy.deepcopy(context.method.backbone), train_positions=positions)
+                                           context.backbone.copy_encoder(), train_positions=positions)
         return records
-
-
-register_protocol(SemiProtocol())

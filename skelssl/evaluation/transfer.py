@@ -10,25 +10,24 @@ the linear probe and the finetune schedule are those of the `linear` and `finetu
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
-from typing import Any
 
+from skelssl.data.prepared import load_meta
 from skelssl.errors import UserError
+from skelssl.evaluation.backbone import Backbone
 from skelssl.evaluation.finetune import finetune_in_context
-from skelssl.evaluation.protocols import EvalContext, LinearProtocol, Protocol, register_protocol
+from skelssl.evaluation.protocols import EvalContext, LinearProtocol, Protocol
 from skelssl.evaluation.results import ResultRecord
 
 __all__ = ["source_dataset_name", "transfer_label", "TransferLinearProtocol", "TransferFinetuneProtocol"]
 
 
-def source_dataset_name(method: Any) -> str:
-    """The name of the dataset the method was pretrained on (its meta.json; else its folder's name)."""
-    from skelssl.data.prepared import load_meta
-
-    root = method.train_data_info.get("root")
+def source_dataset_name(backbone: Backbone) -> str:
+    """The name of the dataset the encoder learnt on (its meta.json; else its folder's name, or the name an
+    imported run records)."""
+    root = backbone.pretrained_on.get("root")
     if not root:
-        return "unknown"
+        return str(backbone.pretrained_on.get("dataset") or "unknown")
     try:
         return load_meta(root).dataset
     except Exception:  # noqa: BLE001 - the folder may be gone; its name is the best label left
@@ -37,13 +36,13 @@ def source_dataset_name(method: Any) -> str:
 
 def transfer_label(context: EvalContext) -> str:
     """'A->B'; a UserError when B is the pretraining dataset itself."""
-    source_root = context.method.train_data_info.get("root")
+    source_root = context.backbone.pretrained_on.get("root")
     target_root = context.cfg.data.root
     if source_root and Path(source_root).resolve() == Path(target_root).resolve():
         raise UserError(f"transfer evaluates on another dataset than the pretraining one ({source_root}); give the "
                         "target: data.root=DIR data.split=SPLIT (e.g. data.root=data/msr data.split=xsub)")
     target = context.dataset_name or str(context.cfg.data.dataset)
-    return f"{source_dataset_name(context.method)}->{target}"
+    return f"{source_dataset_name(context.backbone)}->{target}"
 
 
 class TransferLinearProtocol(Protocol):
@@ -65,8 +64,4 @@ class TransferFinetuneProtocol(Protocol):
 
     def run(self, context: EvalContext) -> list[ResultRecord]:
         label = transfer_label(context)
-        return finetune_in_context(context, self.name, copy.deepcopy(context.method.backbone), dataset=label)
-
-
-register_protocol(TransferLinearProtocol())
-register_protocol(TransferFinetuneProtocol())
+        return finetune_in_context(context, self.name, context.backbone.copy_encoder(), dataset=label)

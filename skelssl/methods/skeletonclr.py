@@ -8,9 +8,11 @@ from torch import Tensor
 
 from skelssl.methods.core.base import MoCoMethod
 from skelssl.methods.core.losses import info_nce_loss
+from skelssl.methods.registry import register_method
 from skelssl.settings import integer, number
 
 
+@register_method
 class SkeletonCLR(MoCoMethod):
     """Query x̂ and key x are two normal augmentations (shear + crop) of the same sequence; InfoNCE (eq. 1)
     against a FIFO queue of keys; momentum key encoder (eq. 2).

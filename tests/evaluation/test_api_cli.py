@@ -36,7 +36,7 @@ def test_docs_api_example_runs(tiny_run, tiny_dataset, tmp_path, capsys):
     finally:
         os.chdir(cwd)
     out = capsys.readouterr().out
-    assert "PretrainedModel(method=skeletonclr" in out and "probe accuracy" in out
+    assert "PretrainedModel(model=skeletonclr" in out and "probe accuracy" in out
 
 
 def test_embed_matches_the_evaluation_path(tiny_run, tiny_dataset):

@@ -10,13 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from skelssl.checkpoints import LAST_CHECKPOINT, method_from_checkpoint
+from skelssl.checkpoints import LAST_CHECKPOINT
 from skelssl.data.prepared import PreparedMeta, load_meta, open_data, write_prepared
 from skelssl.errors import UserError
-from skelssl.evaluation import evaluate_checkpoints, evaluate_method, extract_features
+from skelssl.evaluation import evaluate_backbone, evaluate_checkpoints, extract_features, load_backbone
 from skelssl.evaluation import finetune as finetune_module
 from skelssl.evaluation.batchnorm import recompute_batchnorm_statistics
-from skelssl.evaluation.finetune import FinetuneConfig, finetune, fresh_backbone
+from skelssl.evaluation.finetune import FinetuneConfig, finetune
+from skelssl.methods import method_from_checkpoint
 from skelssl.skeleton.layouts import KINECT20, Layout
 
 # ----------------------------------------------------------------------------------------- a toy encoder
@@ -178,12 +179,15 @@ FT = {"eval": {"finetune_epochs": 1, "finetune_batch_size": 16, "linear_epochs":
 
 
 def test_supervised_starts_from_the_runs_random_init(tiny_run):
+    """The supervised reference's encoder and the random-init baseline are the encoder the method drew at the
+    start of pretraining (the method rebuilt from the run's seed: an independent route through the method)."""
     ckpt = tiny_run / LAST_CHECKPOINT
-    pretrained = method_from_checkpoint(ckpt)
-    fresh = fresh_backbone(pretrained).state_dict()
-    random_init = method_from_checkpoint(ckpt, load_weights=False).backbone.state_dict()
-    assert all(torch.equal(fresh[k], random_init[k]) for k in random_init)
-    own = pretrained.backbone.state_dict()
+    pretrained, _ = load_backbone(ckpt)
+    fresh = pretrained.fresh_encoder("test").state_dict()
+    random_init = load_backbone(ckpt, load_weights=False)[0].encoder.state_dict()
+    method_start = method_from_checkpoint(ckpt, load_weights=False).backbone.state_dict()
+    assert all(torch.equal(fresh[k], random_init[k]) and torch.equal(fresh[k], method_start[k]) for k in method_start)
+    own = pretrained.encoder.state_dict()
     assert any(not torch.equal(fresh[k], own[k]) for k in own)
 
 
@@ -194,21 +198,19 @@ def test_random_init_baseline_reads_the_training_data_statistics(tiny_run):
     from skelssl.evaluation.runner import prepare_random_init
 
     ckpt = tiny_run / LAST_CHECKPOINT
-    method = method_from_checkpoint(ckpt, {"eval": {"batch_size": 100000}}, load_weights=False)
-    prepare_random_init(method, torch.device("cpu"))
-    cfg = method.cfg
+    backbone, cfg = load_backbone(ckpt, {"eval": {"batch_size": 100000}}, load_weights=False)
+    prepare_random_init(backbone, cfg, torch.device("cpu"))
     train = np.asarray(SkeletonDataset(cfg.data.root, cfg.data.split, "train").array(), dtype=np.float64)
     per_channel = train.transpose(3, 1, 0, 2, 4).reshape(train.shape[3] * train.shape[1], -1)  # (V·C, N·T·M)
-    bn = method.backbone.data_bn  # its channel v·C + c sees joint v, coordinate c over samples, frames, persons
+    bn = backbone.encoder.data_bn  # its channel v·C + c sees joint v, coordinate c over samples, frames, persons
     assert np.allclose(bn.running_mean.numpy(), per_channel.mean(1), atol=1e-4)
     assert np.allclose(bn.running_var.numpy(), per_channel.var(1, ddof=1), rtol=1e-3, atol=1e-5)
 
-    untouched = method_from_checkpoint(ckpt, {"eval": {"random_init_batchnorm": "init"}}, load_weights=False)
-    prepare_random_init(untouched, torch.device("cpu"))
-    assert torch.all(untouched.backbone.data_bn.running_mean == 0)
+    untouched, untouched_cfg = load_backbone(ckpt, {"eval": {"random_init_batchnorm": "init"}}, load_weights=False)
+    prepare_random_init(untouched, untouched_cfg, torch.device("cpu"))
+    assert torch.all(untouched.encoder.data_bn.running_mean == 0)
     with pytest.raises(UserError, match="random_init_batchnorm"):
-        prepare_random_init(method_from_checkpoint(ckpt, {"eval": {"random_init_batchnorm": "x"}},
-                                                   load_weights=False), torch.device("cpu"))
+        load_backbone(ckpt, {"eval": {"random_init_batchnorm": "x"}}, load_weights=False)
 
 
 def test_semi_finetune_supervised_end_to_end(tiny_run, tiny_dataset, monkeypatch, tmp_path):
@@ -260,20 +262,20 @@ def kinect_dataset(tiny_dataset, tmp_path_factory):
 
 
 def test_transfer_linear_goes_through_the_joint_map(tiny_run, kinect_dataset):
-    method = method_from_checkpoint(tiny_run / LAST_CHECKPOINT, {"data": {"root": str(kinect_dataset)}, **FT})
-    records = evaluate_method(method, ["transfer-linear"], "skeletonclr", torch.device("cpu"))
+    backbone, cfg = load_backbone(tiny_run / LAST_CHECKPOINT, {"data": {"root": str(kinect_dataset)}, **FT})
+    records = evaluate_backbone(backbone, cfg, ["transfer-linear"], torch.device("cpu"))
     assert {(r.dataset, r.protocol) for r in records} == {("synthetic->toy-kinect", "transfer-linear")}
     # Independent route: the NTU-25 two-person array written by hand from the Kinect-20 one.
     from skelssl.evaluation.protocols import EvalContext
 
-    context = EvalContext(method, method.cfg, "skeletonclr", torch.device("cpu"))
+    context = EvalContext(backbone, cfg, "skeletonclr", torch.device("cpu"))
     kinect = open_data(kinect_dataset)[load_meta(kinect_dataset).splits["xsub"]["test"]]
     ntu = np.zeros(kinect.shape[:3] + (25, 2), dtype=np.float32)
     ntu[:, :, :, NTU_OF_KINECT, 0] = kinect[..., 0]
     ntu[:, :, :, 2, 0] = 0.5 * (kinect[:, :, :, 2, 0] + kinect[:, :, :, 3, 0])  # neck
     ntu[:, :, :, [21, 22], 0] = kinect[:, :, :, [7], 0]  # left hand tip, thumb
     ntu[:, :, :, [23, 24], 0] = kinect[:, :, :, [11], 0]
-    expected = extract_features(method.backbone, ntu)
+    expected = extract_features(backbone.encoder, ntu)
     torch.testing.assert_close(context.features["test_feats"], expected, atol=1e-5, rtol=1e-5)
 
 

@@ -13,6 +13,7 @@ from skelssl.methods.a2mc.attack import (adam_first_step, information_maximizati
 from skelssl.methods.a2mc.mc_loss import mc_loss
 from skelssl.methods.a2mc.pnm import AdversarialBank
 from skelssl.methods.core.base import MoCoMethod
+from skelssl.methods.registry import register_method
 from skelssl.models.passes import side_effect_free
 from skelssl.settings import choice, integer, number, numbers, optional
 from skelssl.transforms.isc import isc_augment, whole_sequence
@@ -25,6 +26,7 @@ __all__ = ["A2MC", "STRONG_EXTRA"]
 STRONG_EXTRA = ["spatial_flip", "rotate", "gaussian_noise", "gaussian_blur", "axis_mask"]
 
 
+@register_method
 class A2MC(MoCoMethod):
     """A²MC on the shared MoCo core: Att-Aug (targeted attack, then weak/strong augmentation), PNM (the
     gradient-updated bank M0 and the mixed banks), the MC loss.

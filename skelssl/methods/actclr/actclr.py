@@ -14,6 +14,7 @@ from skelssl.methods.actclr.mats import mats
 from skelssl.methods.actclr.safp import safp_pool
 from skelssl.methods.core.base import MoCoMethod
 from skelssl.methods.core.losses import distribution_cross_entropy, remove_entries, similarity_to_bank
+from skelssl.methods.registry import register_method
 from skelssl.models.passes import side_effect_free
 from skelssl.models.pooling import pool
 from skelssl.transforms.tracking import ViewTracker, downsample_frames
@@ -46,6 +47,7 @@ def similarity_mining_loss(z_query: Tensor, z_key: Tensor, bank: Tensor, tau_que
     return distribution_cross_entropy(logits_k, logits_q)
 
 
+@register_method
 class ActCLR(MoCoMethod):
     """ActCLR (ActCLR §3, "Training Overview" steps 1-6), one overridable method per step.
 

@@ -21,6 +21,7 @@ from skelssl.methods.actclr.inter_sd import actionlet_shares, mixed_target
 from skelssl.methods.actclr.mats import mats_plus
 from skelssl.methods.actclr.prototypes import ActionPrototypes, cluster_prototypes, triplet_objective
 from skelssl.methods.actclr.sam import MaskedMotionDecoder, gumbel_topk_mask, masked_mse, motion_target
+from skelssl.methods.registry import register_method
 from skelssl.models.passes import side_effect_free
 from skelssl.models.pooling import pool
 from skelssl.settings import choice, count_range, integer, number, numbers, probability
@@ -38,6 +39,7 @@ def phase(name: str) -> torch.profiler.record_function:
     return torch.profiler.record_function(f"actclr_plus/{name}")
 
 
+@register_method
 class ActCLRPlus(ActCLR):
     """ActCLR+ (§IV): ActCLR's steps with prototype anchors, a stronger MATS, two distillation losses and SAM³.
 

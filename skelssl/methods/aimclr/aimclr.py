@@ -13,6 +13,7 @@ from skelssl.methods.aimclr.nnm import nearest_neighbor_positives, nnm_loss
 from skelssl.methods.core.base import MoCoMethod
 from skelssl.methods.core.losses import distribution_cross_entropy, info_nce_logits
 from skelssl.methods.skeletonclr import SkeletonCLR
+from skelssl.methods.registry import register_method
 from skelssl.models.pooling import pool
 from skelssl.settings import choice, integer, number, probability
 
@@ -26,6 +27,7 @@ def d3m_loss(logits_normal: Tensor, logits_extreme: Tensor, logits_drop: Tensor)
                   + distribution_cross_entropy(logits_normal, logits_drop))
 
 
+@register_method
 class AimCLR(MoCoMethod):
     """AimCLR on the shared MoCo v2 core (AimCLR §3).
 

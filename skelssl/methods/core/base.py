@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from skelssl.checkpoints import checkpoint_metadata
 from skelssl.errors import NonFiniteError, UserError
 from skelssl.methods.core.banks import MemoryQueue
 from skelssl.methods.core.momentum import update_momentum
@@ -317,8 +318,6 @@ class MoCoMethod(L.LightningModule):
 
     # ----- exact resume -------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        from skelssl.checkpoints import checkpoint_metadata
-
         progress = self.trainer.fit_loop.epoch_loop.batch_progress.current if self._trainer is not None else None
         checkpoint["skelssl"] = {"method": self.name, "rng": _get_rng_state(self), **checkpoint_metadata(self.cfg),
                                  # where the data order stands: batches of this epoch already trained on

@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from skelssl.errors import UserError
+from skelssl.methods.registry import build_method, get_method
 from skelssl.settings import plain
 
 if TYPE_CHECKING:
@@ -45,8 +46,6 @@ class WarmupStage:
     the guest method's loss computed on the host's networks (module docstring)."""
 
     def __init__(self, host: "MoCoMethod", method: str, epochs: int, overrides: dict[str, Any] | None = None):
-        from skelssl.methods import get_method  # the registry imports every method, which imports core
-
         self.epochs = int(epochs)
         if self.epochs < 0:
             raise UserError(f"method.warmup.epochs must be >= 0, got {epochs}")
@@ -66,7 +65,7 @@ class WarmupStage:
         cfg.model.init_from = None
         # Building the guest draws its own (discarded) initial weights: keep the run's random stream as it was.
         with torch.random.fork_rng(devices=[]):
-            guest = guest_cls(cfg, host.layout, host.train_data_info)
+            guest = build_method(cfg, host.layout, host.train_data_info)
         for name in SHARED_MODULES:
             setattr(guest, name, getattr(host, name))
         own = [key for key in guest.state_dict() if key.split(".", 1)[0] not in SHARED_MODULES]

@@ -15,6 +15,7 @@ from skelssl.errors import UserError
 from skelssl.methods.core.banks import MemoryQueue
 from skelssl.methods.core.base import MoCoMethod
 from skelssl.methods.core.losses import info_nce_loss, remove_entries, similarity_to_bank
+from skelssl.methods.registry import register_method
 from skelssl.models.heads import Projector
 from skelssl.models.hico import HiCoEncoder
 from skelssl.models.recurrent import xavier_init_
@@ -53,6 +54,7 @@ class HiCoProjectors(nn.Module):
                 "spatial": F.normalize(self.spatial(parts.flatten(1)), dim=1)}
 
 
+@register_method
 class HiCo(MoCoMethod):
     """HiCo on the shared MoCo core, as its authors' code (HuiGuanLab/HiCo) does it; the paper is not in the
     specification, so this docstring says what was followed (docs/fidelity_a2mc_prosl_hico.md):

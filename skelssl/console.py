@@ -19,6 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, TextIO, TypeVar
 
+from skelssl.errors import UserError
+
 _PACKAGE_DIR = str(Path(__file__).resolve().parent)
 _state = {"progress": True, "verbose": False}
 _T = TypeVar("_T")
@@ -190,8 +192,6 @@ def track(iterable: Iterable[_T], total: int | None = None, desc: str = "", unit
 def run_script(main: Callable[[], Any]) -> None:
     """Entry point of a benchmark script: quiet libraries, and skelssl's UserError (bad data, a missing file, a
     wrong option) as one line `<script>: error: ...` with exit status 2."""
-    from skelssl.errors import UserError
-
     configure_output(verbose="--verbose" in sys.argv)
     script = Path(sys.argv[0]).name
     try:

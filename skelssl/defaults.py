@@ -203,12 +203,14 @@ MOVED_KEYS: dict[str, str | None] = {
 REMOVED_BECAUSE = {"data.layout": "the skeleton layout comes from the prepared dataset (its meta.json)"}
 
 
-def evaluation_defaults(encoder_name: str) -> DictConfig:
-    """The built-in settings without any method's or plug-in's: what a run that holds only an encoder (an imported
-    checkpoint, skelssl.interop) saves as its config (method.name stays the base one until the caller sets it)."""
-    tree = plain({**BASE_SETTINGS, "model": {**BASE_SETTINGS["model"], "encoder": text(encoder_name),
-                                             encoder_name: dict(get_encoder(encoder_name).DEFAULTS)}})
-    base = OmegaConf.create(tree)
+def evaluation_defaults(encoder_name: str | None = None) -> DictConfig:
+    """The built-in settings without any method's or plug-in's: what evaluation reads (data.*, eval.*, trainer.*),
+    for an encoder of your own (`Backbone`) or a run that holds only an encoder (an imported checkpoint,
+    skelssl.interop), which also saves its encoder's section model.<encoder_name>."""
+    model = {**BASE_SETTINGS["model"]}
+    if encoder_name is not None:
+        model.update({"encoder": text(encoder_name), encoder_name: dict(get_encoder(encoder_name).DEFAULTS)})
+    base = OmegaConf.create(plain({**BASE_SETTINGS, "model": model}))
     base.augment = {key: list(value) if isinstance(value, tuple) else value
                     for key, value in AugmentConfig().to_dict().items()}
     return base

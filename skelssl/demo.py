@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from skelssl.checkpoints import LAST_CHECKPOINT
 from skelssl.config import load_config
+from skelssl.data.synthetic import prepare_synthetic
 from skelssl.evaluation import evaluate_checkpoints, print_table, write_results
 from skelssl.tracking import log_results
 from skelssl.train import pretrain
@@ -40,7 +41,6 @@ def run_demo(run_dir: str | Path | None = None, overrides: list[str] | tuple[str
     cfg = load_config(None, overrides, base=base)
     print(f"[demo] run directory: {run_dir}")
     if not (Path(cfg.data.root) / "meta.json").is_file():
-        from skelssl.data.synthetic import prepare_synthetic
 
         prepare_synthetic(cfg.data.root, seed=int(cfg.trainer.seed), **DEMO_DATASET)
     pretrain(cfg, command=["skelssl", "demo", "--run-dir", str(run_dir), *overrides])

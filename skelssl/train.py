@@ -19,6 +19,9 @@ from skelssl.checkpoints import (LAST_CHECKPOINT, PREVIOUS_CHECKPOINT, RunCheckp
                                  initialize_from_checkpoint, read_checkpoint, resume_checkpoint)
 from skelssl.defaults import migrate_config, save_config
 from skelssl.data.dataset import SkeletonDataModule
+from skelssl.data.normalize import dataset_warnings
+from skelssl.data.prepared import load_meta, open_data
+from skelssl.data.synthetic import prepare_synthetic
 from skelssl.errors import UserError
 from skelssl.lightning_progress import progress_callbacks
 from skelssl.evaluation.monitor import knn_monitor_from_config
@@ -40,7 +43,6 @@ def ensure_dataset(cfg: DictConfig) -> None:
     if (root / "meta.json").is_file():
         return
     if cfg.data.dataset == "synthetic":
-        from skelssl.data.synthetic import prepare_synthetic
 
         prepare_synthetic(root, seed=int(cfg.trainer.seed))
         return
@@ -50,8 +52,6 @@ def ensure_dataset(cfg: DictConfig) -> None:
 
 def warn_if_unnormalised(root: str | Path) -> None:
     """Say, before a run spends hours on it, when the prepared data looks un-normalised (and what fixes it)."""
-    from skelssl.data.normalize import dataset_warnings
-    from skelssl.data.prepared import load_meta, open_data
 
     for warning in dataset_warnings(open_data(root), load_meta(root).channel_names or None):
         print(f"skelssl pretrain: warning: {root}: {warning}", file=sys.stderr)

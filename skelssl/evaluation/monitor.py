@@ -31,10 +31,12 @@ import lightning as L
 import numpy as np
 import torch
 
+from skelssl.data.dataset import SkeletonDataset
 from skelssl.defaults import BASE_DEFAULTS
 from skelssl.evaluation.features import extract_features
 from skelssl.evaluation.knn import knn_evaluate
 from skelssl.figures import save_png
+from skelssl.transforms.streams import to_stream
 
 __all__ = ["KnnMonitor", "MONITOR_DEFAULTS", "knn_monitor_from_config", "plot_monitor"]
 
@@ -69,7 +71,6 @@ class KnnMonitor(L.Callback):
 
     # ----- the evaluation data ------------------------------------------------------------------------------
     def _load(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        from skelssl.data.dataset import SkeletonDataset
 
         if self._parts is None:
             parts = {}
@@ -83,7 +84,6 @@ class KnnMonitor(L.Callback):
     @torch.no_grad()
     def measure(self, pl_module: Any) -> dict[str, float]:
         """KNN accuracies (fractions) of the module's backbone now."""
-        from skelssl.transforms.streams import to_stream
 
         parts = self._load()
         layout = pl_module.layout

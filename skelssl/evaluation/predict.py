@@ -2,7 +2,7 @@
 
 The model is a run with a classifier (an imported linear-evaluation checkpoint; a probe or finetune saved by
 `evaluate --save-classifier`): its encoder (eval mode) and classifier label the test part of data.split, or every
-sequence of a dataset without splits. Written to DIR: predictions.csv (each sequence's name, its true class where
+sequence of a dataset without splits (one split without a test part, as `prepare custom` writes it). Written to DIR: predictions.csv (each sequence's name, its true class where
 the dataset has labels, the top-5 classes with their softmax scores); where labels exist, results.json (top1 and
 top5 records, as `evaluate` writes them) and confusion.png with the class names. Data prepared otherwise than the
 weights expect warns first.
@@ -57,14 +57,19 @@ class Predictions:
 
 
 def _rows(meta: PreparedMeta, split: str | None, root: Any) -> tuple[np.ndarray, str]:
-    if not meta.splits:
-        return np.arange(len(meta.sample_names)), "all"
+    """The test part of `split`; every sequence of a dataset without splits (its one split has no test part, as
+    `prepare custom` and `convert` write it). A split the data lacks is the data's only one, if it has one."""
+    if split not in meta.splits and len(meta.splits) == 1:
+        split = next(iter(meta.splits))
     if split not in meta.splits:
         raise UserError(f"dataset '{root}' has no split '{split}'; it has: {', '.join(sorted(meta.splits))} "
                         "(set data.split)")
-    rows = np.asarray(meta.splits[split].get("test", []), dtype=np.int64)
+    parts = meta.splits[split]
+    rows = np.asarray(parts.get("test", []), dtype=np.int64)
     if len(rows) == 0:
-        raise UserError(f"split '{split}' of '{root}' has no test sequences to label; choose another data.split")
+        if len(meta.splits) > 1:
+            raise UserError(f"split '{split}' of '{root}' has no test sequences to label; choose another data.split")
+        rows = np.sort(np.concatenate([np.asarray(p, dtype=np.int64) for p in parts.values()]))
     return rows, str(split)
 
 

@@ -69,10 +69,10 @@ def read_hico(source: SourceFile, head: str = "auto", trained_on: str | None = N
                         "not read yet)")
     layers = len([k for k in tensors if k.startswith(HICO + "t_encoder.weight_ih_l") and not k.endswith("_reverse")])
     pretext = any(k.startswith(("encoder_k.", "queue", "t_queue", "s_queue")) for k in tensors) or \
-        any(k.startswith(f"encoder_q.{p}.") for p in HICO_PROJECTORS)
+        any(k.startswith(f"encoder_q.{p}.") for k in tensors for p in HICO_PROJECTORS)
     if head == "auto":
         head = "projector" if pretext else "classifier"
-    if f"encoder_q.fc.weight" in tensors:
+    if "encoder_q.fc.weight" in tensors:
         instance_dim = shape("encoder_q.fc.weight")[1]
     elif "encoder_q.instance_proj.0.weight" in tensors:
         instance_dim = shape("encoder_q.instance_proj.0.weight")[1]

@@ -4,7 +4,7 @@ placed, and the shared helpers that place keys and check that none is left over.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -48,6 +48,8 @@ class ImportedModel:
     notes: list[str] = field(default_factory=list)
     persons: int = 2
     trained_on: str = "unknown"
+    # skelssl encoder key -> what the source format calls it (to name a tensor the file lacks)
+    source_name: Callable[[str], str] | None = field(default=None, repr=False)
 
 
 class KeyPlacer:

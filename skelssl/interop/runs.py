@@ -81,7 +81,8 @@ def _check_loads(model: ImportedModel, cfg: Any, source: Path) -> None:
                 detail = (f"'{reverse.get(prefix + name, name)}' is {tuple(state[name].shape)} where skelssl's "
                           f"{model.encoder} has {tuple(own[name].shape)}")
             elif missing:
-                detail = f"skelssl's {model.encoder} needs '{missing[0]}', which the file lacks"
+                theirs = model.source_name(prefix + missing[0]) if model.source_name else missing[0]
+                detail = f"the file lacks '{theirs}' (skelssl's {model.encoder} needs it as '{missing[0]}')"
             else:
                 detail = f"'{reverse.get(prefix + unexpected[0], unexpected[0])}' has no place in skelssl's {model.encoder}"
             raise UserError(f"'{source}': its {what} does not fit skelssl's {model.encoder}: {detail} "

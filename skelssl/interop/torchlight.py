@@ -48,6 +48,18 @@ def _block_rename(rest: str) -> str:
     return rest
 
 
+def _source_name(key: str, prefix: str) -> str:
+    """skelssl's `encoder_q.blocks.2.tcn.0.weight` as the torchlight file names it."""
+    rest = key.split(".", 1)[1] if key.startswith(("encoder_q.", "head.")) else key
+    if rest == "adjacency":
+        rest = "A"
+    elif rest.startswith("blocks."):
+        rest = "st_gcn_networks." + rest[len("blocks."):]
+    elif key.startswith("head.linear."):
+        rest = "fc." + rest.split(".", 1)[1]
+    return f"{prefix}.{rest}"
+
+
 def _layout_for(joints: int, path: Any) -> str:
     for name in ("ntu25", "kinect20"):
         if get_layout(name).num_joints == joints:
@@ -173,6 +185,7 @@ def read_torchlight(source: SourceFile, head: str = "auto", trained_on: str | No
             encoder_settings=settings, layout=layout, in_channels=in_channels, state=state, key_map=key_map,
             head=head_info, expects=NTU_AIMCLR_EXPECTS if layout == "ntu25" else None,
             trained_on=trained_on or ({60: "ntu60", 120: "ntu120"}.get(classes, "unknown") if classes else "unknown"),
+            source_name=lambda key, prefix=prefix: _source_name(key, prefix),
             notes=[f"graph: {'the official code' if settings['official_graph'] else 'the paper'}'s spatial partition "
                    "(loaded as it is in the file)"]))
     placer.require_all_placed("torchlight (CrosSCLR/AimCLR/ActCLR)")

@@ -13,6 +13,7 @@ from torch import Tensor
 from torch.profiler import record_function as section  # labels for benchmarks' profiles
 
 from skelssl.console import Progress
+from skelssl.evaluation.features import load_batch
 from skelssl.methods.core.losses import distribution_cross_entropy, similarity_to_bank
 from skelssl.methods.core.plugins import Plugin, register_plugin
 from skelssl.methods.prosl.codebook import SemanticCodebook
@@ -230,7 +231,6 @@ class ProSL(Plugin):
     def _clean_views(self, method: "MoCoMethod", data: np.ndarray | Tensor, lengths: Any, rows: Tensor) -> Tensor:
         """The sequences `rows` on the method's device, as the method sees a whole sequence (its `clean_view`
         when it has one, e.g. the valid frames resampled to 64; else as stored)."""
-        from skelssl.evaluation.features import load_batch
 
         index = rows.cpu().numpy()
         x = load_batch(data, index, method.device)

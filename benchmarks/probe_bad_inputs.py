@@ -205,8 +205,8 @@ def run_cases(probe: Probe, paths: dict[str, Path], only: set[str]) -> None:
                    ["evaluate", "knn", "--checkpoint", str(ckpt), f"data.root={no_test}", "--out", str(out_dir)],
                    lambda o: _is_json(out_dir / "results.json") if (out_dir / "results.json").exists()
                    else (True, "no results.json written"), expect_ok=False)
-        probe.case("evaluate knn eval.knn_k=[0]",
-                   ["evaluate", "knn", "--checkpoint", str(ckpt), "eval.knn_k=[0]", "--out", str(work / "e0")],
+        probe.case("evaluate knn eval.knn.k=[0]",
+                   ["evaluate", "knn", "--checkpoint", str(ckpt), "eval.knn.k=[0]", "--out", str(work / "e0")],
                    expect_ok=False)
         probe.case("pretrain method.momentum=2", [*P, "method.momentum=2", f"run_dir={work / 'runs/m2'}"],
                    expect_ok=False)

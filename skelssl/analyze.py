@@ -163,9 +163,9 @@ def analyze_segmentation(backbone: Backbone, cfg: Any, out_dir: Path, device: to
         frames = read_pku_skeleton(file)  # (T, 2, 25, 3)
         x = torch.from_numpy(np.ascontiguousarray(frames.transpose(3, 0, 2, 1))[None]).to(device)
         feats = frame_features(encoder, to_stream(x, backbone.stream, backbone.layout),
-                               chunk_frames=int(settings["seg_chunk_frames"]),
-                               context_frames=int(settings["seg_context_frames"]),
-                               frame_step=int(settings["seg_frame_step"]))
+                               chunk_frames=int(settings.chunk_frames),
+                               context_frames=int(settings.context_frames),
+                               frame_step=int(settings.frame_step))
         predicted = result.classifier.predict(feats).cpu().numpy()
         name = Path(file).stem
         paths.append(plot_segmentation([(name, None, predicted)], result.class_names,

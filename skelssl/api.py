@@ -16,6 +16,7 @@ docs/evaluation.md has a runnable example.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,7 +32,8 @@ from skelssl.errors import UserError
 from skelssl.evaluation.backbone import Backbone
 from skelssl.evaluation.features import extract_features
 from skelssl.evaluation.inputs import model_input
-from skelssl.evaluation.linear import LinearProbeConfig, fit_linear_head
+from skelssl.evaluation.linear import fit_linear_head
+from skelssl.protocol_configs import LinearProbeConfig
 from skelssl.evaluation.loading import load_backbone
 from skelssl.evaluation.runner import pick_device
 from skelssl.skeleton.layouts import Layout, get_layout
@@ -141,15 +143,13 @@ class PretrainedModel:
     def fit_probe(self, dataset: str | Path | None = None, *, features: Tensor | None = None,
                   labels: Sequence[int] | np.ndarray | Tensor | None = None, class_names: Sequence[str] | None = None,
                   split: str | None = None, epochs: int | None = None, seed: int = 0) -> LinearProbe:
-        """A linear probe (the `linear` protocol's settings, eval.linear_*) fitted on the train part of a
+        """A linear probe (the `linear` protocol's settings, eval.linear.*) fitted on the train part of a
         prepared `dataset` (and scored on its test part: `probe.test_top1`), or on your own `features` and
         `labels`."""
         e = self.cfg.eval
-        cfg = LinearProbeConfig(epochs=int(epochs or e.linear_epochs), lr=float(e.linear_lr),
-                                momentum=float(e.linear_momentum), weight_decay=float(e.linear_weight_decay),
-                                milestones=tuple(m for m in e.linear_milestones if not epochs or m < epochs),
-                                batch_size=int(e.linear_batch_size), eval_every=int(e.linear_eval_every),
-                                standardize=bool(e.linear_standardize), seed=seed)
+        cfg = LinearProbeConfig.from_section(e.linear, seed=seed)
+        if epochs:
+            cfg = dataclasses.replace(cfg, epochs=int(epochs), milestones=tuple(m for m in cfg.milestones if m < epochs))
         test_x = test_y = None
         if dataset is not None:
             if features is not None or labels is not None:

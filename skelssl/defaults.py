@@ -21,8 +21,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from skelssl.errors import UserError
 from skelssl.models import get_encoder
-from skelssl.settings import (Check, Mapping, Number, Rule, Setting, choice, integer, integers, number, numbers,
-                              optional, plain, rules, text, texts)
+from skelssl.protocol_configs import SECTIONS as PROTOCOL_SECTIONS
+from skelssl.protocol_configs import config_section
+from skelssl.settings import (Check, Mapping, Number, Rule, Setting, choice, integer, integers, number, optional,
+                              plain, rules, text, texts)
 from skelssl.transforms.pipelines import AugmentConfig
 from skelssl.transforms.streams import STREAMS
 from skelssl.yamlio import load_yaml
@@ -127,45 +129,14 @@ BASE_SETTINGS: dict[str, Any] = {
         "progress_bar": True,
         "threads": integer(0, ge=0),  # 0 = torch's default
     },
+    # every protocol's settings in a section generated from its dataclass (skelssl.protocol_configs)
     "eval": {
         "batch_size": integer(256, ge=1),
-        "knn_k": integers([10, 20, 40], ge=1, min_length=1),
-        "knn_temperature": number(0.1, gt=0),
-        "linear_epochs": integer(100, ge=1),
-        "linear_lr": number(0.1, gt=0),  # for z-scored features; the official 3.0 goes with linear_standardize=false
-        "linear_momentum": number(0.9, ge=0, lt=1),
-        "linear_weight_decay": number(0.0, ge=0),
-        "linear_milestones": integers([80], ge=0),
-        "linear_batch_size": integer(128, ge=1),
-        "linear_eval_every": integer(5, ge=1),
-        "linear_standardize": True,
-        # finetune, semi*, supervised, transfer-finetune (skelssl/evaluation/finetune.py: our schedule choice)
-        "finetune_epochs": integer(100, ge=1),
-        "finetune_lr": number(0.1, gt=0),
-        "finetune_momentum": number(0.9, ge=0, lt=1),
-        "finetune_weight_decay": number(1e-4, ge=0),
-        "finetune_milestones": integers([80], ge=0),
-        "finetune_gamma": number(0.1, gt=0),
-        "finetune_batch_size": integer(128, ge=1),
-        "finetune_eval_every": integer(5, ge=1),
-        # "frozen": the official code's eval-mode finetune (BatchNorm, dropout off)
-        "finetune_batchnorm": choice("train", "train", "frozen"),
-        "finetune_precise_bn": True,  # BatchNorm statistics recomputed with the current weights before each test
+        **{name: config_section(cls) for name, cls in PROTOCOL_SECTIONS.items()},
         # random-init baseline: "data" = BatchNorm statistics of the train part (no labels), "init" = as initialised
         "random_init_batchnorm": choice("data", "data", "init"),
-        "finetune_augment": False,  # true: the method's normal augmentations (shear, crop) on training batches
-        # class-balanced label subsets, percent of each class (5 and 20 also common)
-        "semi_percents": numbers([1, 10], gt=0, le=100, min_length=1),
         # AimCLR §4.2 [0.6, 0.6, 0.4]
         "fusion_weights": Setting({"joint": 0.6, "bone": 0.6, "motion": 0.4}, Mapping(Number(ge=0))),
-        # segmentation (skelssl/evaluation/segmentation.py): frame-wise linear classifier on dense features
-        "seg_epochs": integer(30, ge=1),
-        "seg_lr": number(0.1, gt=0),
-        "seg_batch_size": integer(256, ge=1),
-        "seg_max_train_frames": integer(200000, ge=1),
-        "seg_chunk_frames": integer(1024, ge=1),
-        "seg_context_frames": integer(128, ge=0),
-        "seg_frame_step": integer(1, ge=1),
     },
     # the online KNN monitor while a run trains (skelssl/evaluation/monitor.py)
     "monitor": {
@@ -197,6 +168,17 @@ MOVED_KEYS: dict[str, str | None] = {
     **{f"model.{key}": f"model.stgcn.{key}" for key in
        ("hidden_channels", "out_channels", "dropout", "edge_importance", "temporal_kernel", "official_graph")},
     "data.layout": None,
+    # the flat eval.* keys of earlier versions, now in the protocols' sections
+    **{f"eval.{section}_{key}": f"eval.{section}.{key}" for section, keys in (
+        ("knn", ("temperature",)),
+        ("linear", ("epochs", "lr", "momentum", "weight_decay", "milestones", "batch_size", "eval_every",
+                    "standardize")),
+        ("finetune", ("epochs", "lr", "momentum", "weight_decay", "milestones", "gamma", "batch_size", "eval_every",
+                      "batchnorm", "precise_bn", "augment")),
+        ("semi", ("percents",)),
+        ("seg", ("epochs", "lr", "batch_size", "max_train_frames", "chunk_frames", "context_frames", "frame_step")),
+    ) for key in keys},
+    "eval.knn_k": "eval.knn.k",
 }
 
 

@@ -27,7 +27,7 @@ DEMO_SETTINGS: dict[str, Any] = {
     "model": {"stgcn": {"out_channels": 128}},  # the last block at 128 instead of 256 channels: 2x fewer FLOPs
     "trainer": {"epochs": 8, "batch_size": 64, "checkpoint_every_n_epochs": 4},
     "optim": {"lr": 0.05, "milestones": [7]},
-    "eval": {"linear_epochs": 100},
+    "eval": {"linear": {"epochs": 100}},
 }
 # Sequences of 32 frames instead of 50 (1.6x fewer FLOPs), so that the demo learns within minutes on a CPU.
 DEMO_DATASET: dict[str, Any] = {"frames": 32}

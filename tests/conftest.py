@@ -46,7 +46,7 @@ def tiny_overrides(root: Path, run_dir: Path, **extra: object) -> list[str]:
         "trainer.accelerator": "cpu",
         "trainer.devices": 1,
         "optim.milestones": [1],
-        "eval.linear_epochs": 5,
+        "eval.linear.epochs": 5,
     }
     items.update(extra)
     return [f"{k}={v}" for k, v in items.items()]

@@ -71,7 +71,7 @@ def test_pretrain_then_evaluate_knn_and_linear(capsys, tiny_dataset, tmp_path):
     assert (run_dir / "config.yaml").is_file() and (run_dir / "command.txt").is_file()
     ckpt = str(run_dir / LAST_CHECKPOINT)
     assert main(["evaluate", "knn", "--checkpoint", ckpt, "--with-random-init"]) == 0
-    assert main(["evaluate", "linear", "--checkpoint", ckpt, "eval.linear_epochs=3"]) == 0
+    assert main(["evaluate", "linear", "--checkpoint", ckpt, "eval.linear.epochs=3"]) == 0
     out = capsys.readouterr().out
     assert "weighted_k20" in out and "random_init" in out
     records = json.loads((run_dir / "results.json").read_text())
@@ -105,7 +105,7 @@ def test_evaluate_several_checkpoints_in_one_table(capsys, tiny_dataset, tmp_pat
     runs = [pretrain(load_config(None, tiny_overrides(tiny_dataset, tmp_path / name, **{
         "trainer.epochs": 1, "data.stream": stream})), command=[]) for name, stream in (("a", "joint"), ("b", "bone"))]
     assert main(["evaluate", "knn", "--checkpoint", *(str(r / LAST_CHECKPOINT) for r in runs),
-                 "eval.knn_k=[5]"]) == 0
+                 "eval.knn.k=[5]"]) == 0
     out = capsys.readouterr().out
     assert "joint" in out and "bone" in out and "weighted_k5" in out
     for run, stream in zip(runs, ("joint", "bone")):  # each run directory holds its own records

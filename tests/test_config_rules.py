@@ -37,7 +37,7 @@ CASES = [
     ("data.num_workers=-2", "'data.num_workers' = -2 (the command line): must be a whole number >= 0"),
     ("model.stgcn.hidden_channels=0", "'model.stgcn.hidden_channels' = 0 (the command line): must be a whole "
                                       "number >= 1"),
-    ("eval.knn_k=[0]", "'eval.knn_k' = [0] (the command line): item 0 (0) must be a whole number >= 1"),
+    ("eval.knn.k=[0]", "'eval.knn.k' = [0] (the command line): item 0 (0) must be a whole number >= 1"),
     ("augment.blur_kernel_size=4", "'augment.blur_kernel_size' = 4 (the command line): must be a positive odd"),
     ("augment.crop_scale=[0.9,0.2]", "'augment.crop_scale' = [0.9, 0.2] (the command line): must be a list of 2 "
                                      "items, each a number > 0, in increasing order"),

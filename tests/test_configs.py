@@ -62,3 +62,27 @@ def test_a_config_saved_by_an_earlier_version_is_migrated():
     assert new["model"] == {"encoder": "stgcn", "init": "pytorch", "stgcn": {"hidden_channels": 8,
                                                                           "out_channels": 32}}
     assert new["data"] == {"stream": "joint"}
+
+
+def test_the_flat_eval_keys_of_earlier_versions_name_their_section_and_migrate():
+    """eval.* sections come from the protocols' dataclasses; an old flat key on the command line names its new
+    place, and a checkpoint's config written with the flat keys keeps its values (hand-written old config)."""
+    with pytest.raises(UserError, match=r"'eval\.linear_lr'.*it is now 'eval\.linear\.lr'"):
+        load_config(None, ["eval.linear_lr=3.0"])
+    old = {"eval": {"linear_lr": 3.0, "linear_standardize": False, "knn_k": [5], "finetune_batchnorm": "frozen",
+                    "seg_frame_step": 2, "semi_percents": [5]}}
+    new = migrate_config(old)["eval"]
+    assert (new["linear"]["lr"], new["linear"]["standardize"], new["knn"]["k"], new["finetune"]["batchnorm"],
+            new["seg"]["frame_step"], new["semi"]["percents"]) == (3.0, False, [5], "frozen", 2, [5])
+    assert new["linear"]["epochs"] == 100 and "linear_lr" not in new  # the rest of the section: the defaults
+
+
+def test_a_probe_built_in_code_trains_what_the_cli_trains():
+    """The linear probe's defaults in code (benchmarks, the API) are the CLI's: lr 0.1 on z-scored features
+    (before, LinearProbeConfig said lr 3.0 while eval.linear_lr was 0.1)."""
+    from skelssl.protocol_configs import LinearProbeConfig
+
+    cli = load_config(None, []).eval.linear
+    code = LinearProbeConfig()
+    assert (code.lr, code.standardize, code.epochs, list(code.milestones)) == (0.1, True, 100, [80])
+    assert (cli.lr, cli.standardize, cli.epochs, list(cli.milestones)) == (0.1, True, 100, [80])

@@ -102,8 +102,8 @@ def strength_sweep(checkpoint: str | Path, key: str, values: list[str], out_dir:
         backbone, backbone_cfg = load_backbone(run_dir / LAST_CHECKPOINT)
         features = encode_splits(backbone, backbone_cfg, run_device)
         knn = knn_evaluate(features["train_feats"], features["train_labels"], features["test_feats"],
-                           features["test_labels"], features["num_classes"], ks=tuple(method.cfg.eval.knn_k),
-                           temperature=float(method.cfg.eval.knn_temperature))
+                           features["test_labels"], features["num_classes"], ks=tuple(method.cfg.eval.knn.k),
+                           temperature=float(method.cfg.eval.knn.temperature))
         results.append({"key": key, "value": value, "label": text, "run_dir": str(run_dir), **scores,
                         **{f"knn_{k}": v for k, v in knn.items()}, "pretrain_seconds": trained,
                         "measure_seconds": time.perf_counter() - started - trained})

@@ -61,7 +61,7 @@ class Backbone:
         NTU dataset records it (meta.json provenance.recipe); None when unknown. Data prepared otherwise warns.
     fresh: a new encoder of the same architecture, as it was before training (seeded): for the supervised
         reference and the random-init baseline.
-    augment: the augmentations finetuning applies with eval.finetune_augment=true (default: none).
+    augment: the augmentations finetuning applies with eval.finetune.augment=true (default: none).
     head: a classifier features -> logits, when the model has one (imported linear-evaluation weights, a probe);
         class_names: its classes.
     pretrained_on: what the weights learnt on ({"root": ..., "dataset": ...}), for transfer labels.
@@ -107,7 +107,7 @@ class Backbone:
     def random_init(self) -> "Backbone":
         """The same architecture as before training: the random-init baseline (its weights from `fresh`)."""
         return Backbone(encoder=self.fresh_encoder("the random-init baseline"), layout=self.layout,
-                        stream=self.stream, name="random_init", persons=self.persons, expects=self.expects,
+                        stream=self.stream, name="random_init", persons=self.persons, expects=None,
                         fresh=self.fresh, augment=self.augment, pretrained_on=dict(self.pretrained_on),
                         provenance={"random_init_of": self.name})
 

@@ -2,14 +2,14 @@
 supervised-from-scratch reference (the same encoder and schedule from random init).
 
 The papers (AimCLR §4.2, ActCLR §4.3, ActCLR+ §IV): "append a linear classifier to the trained encoder and
-then train the whole model". They leave the schedule open; ours (eval.finetune_*): SGD lr 0.1, momentum
+then train the whole model". They leave the schedule open; ours (eval.finetune.*): SGD lr 0.1, momentum
 0.9, weight decay 1e-4, lr x0.1 at epoch 80 of 100, batch 128, no augmentation, test every 5 epochs; the
 classifier starts at N(0, 0.01) weights and zero bias, as the linear probe's. A²MC's transfer finetune (80
-epochs, lr 0.01, x0.1 at 50 and 70) is `eval.finetune_epochs=80 eval.finetune_lr=0.01
-eval.finetune_milestones=[50,70]` with a milestone factor of 0.1 each.
+epochs, lr 0.01, x0.1 at 50 and 70) is `eval.finetune.epochs=80 eval.finetune.lr=0.01
+eval.finetune.milestones=[50,70]` with a milestone factor of 0.1 each.
 
-BatchNorm: `eval.finetune_batchnorm=train` (default) trains the encoder in train mode (BatchNorm statistics
-update, dropout on), as supervised ST-GCN training does. Before each test, `eval.finetune_precise_bn=true`
+BatchNorm: `eval.finetune.batchnorm=train` (default) trains the encoder in train mode (BatchNorm statistics
+update, dropout on), as supervised ST-GCN training does. Before each test, `eval.finetune.precise_bn=true`
 (default) recomputes the BatchNorm statistics over the training rows with the current weights and dropout off
 (skelssl.evaluation.batchnorm): the running averages lag behind weights that move fast at lr 0.1 and carry
 dropout's variance, and on short schedules they made eval mode predict one class for every test sequence
@@ -29,8 +29,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -45,48 +44,11 @@ from skelssl.evaluation.inputs import model_input
 from skelssl.evaluation.linear import summarize_history
 from skelssl.evaluation.protocols import EvalContext, Protocol
 from skelssl.evaluation.results import ResultRecord
+from skelssl.protocol_configs import BATCHNORM_MODES, FinetuneConfig
 from skelssl.transforms.pipelines import normal_from_config
 
 __all__ = ["FinetuneConfig", "finetune", "finetune_in_context", "BATCHNORM_MODES",
            "FinetuneProtocol", "SupervisedProtocol"]
-
-BATCHNORM_MODES = ("train", "frozen")
-
-
-@dataclass
-class FinetuneConfig:
-    epochs: int = 100
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    milestones: Sequence[int] = (80,)
-    gamma: float = 0.1
-    batch_size: int = 128
-    eval_every: int = 5
-    batchnorm: str = "train"
-    precise_bn: bool = True
-    augment: bool = False
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1:
-            raise UserError("eval.finetune_epochs, eval.finetune_batch_size and eval.finetune_eval_every must all "
-                            "be >= 1")
-        if self.batchnorm not in BATCHNORM_MODES:
-            raise UserError(f"eval.finetune_batchnorm must be one of {', '.join(BATCHNORM_MODES)}, "
-                            f"got '{self.batchnorm}'")
-        self.milestones = tuple(int(m) for m in self.milestones)
-
-    @classmethod
-    def from_eval(cls, e: Any, seed: int) -> "FinetuneConfig":
-        """From the eval.finetune_* config keys."""
-        return cls(epochs=int(e.finetune_epochs), lr=float(e.finetune_lr), momentum=float(e.finetune_momentum),
-                   weight_decay=float(e.finetune_weight_decay), milestones=tuple(e.finetune_milestones),
-                   gamma=float(e.finetune_gamma), batch_size=int(e.finetune_batch_size),
-                   eval_every=int(e.finetune_eval_every), batchnorm=str(e.finetune_batchnorm),
-                   precise_bn=bool(e.finetune_precise_bn),
-                   augment=bool(e.finetune_augment), seed=seed)
-
 
 @torch.no_grad()
 def _test_logits(encoder: nn.Module, head: nn.Module, data: Any, transform: Callable[[Tensor], Tensor],
@@ -170,7 +132,7 @@ def _finetune(encoder: nn.Module, train_data: Any, train_labels: Any, test_data:
             loss = F.cross_entropy(head(encoder(transform(batch))), train_y[index])
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{label}: the loss became {loss.item()} at epoch {epoch}; lower "
-                                         "eval.finetune_lr")
+                                         "eval.finetune.lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -201,7 +163,7 @@ def finetune_in_context(context: EvalContext, protocol: str, encoder: nn.Module,
     if train_positions is not None:
         train_data, train_labels = train_data[np.sort(train_positions)], train_labels[np.sort(train_positions)]
     out = finetune(encoder, train_data, train_labels, test.array(), test.labels, train.num_classes,
-                   FinetuneConfig.from_eval(cfg.eval, seed=int(cfg.trainer.seed)),
+                   FinetuneConfig.from_section(cfg.eval.finetune, seed=int(cfg.trainer.seed)),
                    transform=model_input(backbone, train.layout),
                    augment=None if backbone.augment is None else
                    (lambda x, generator: normal_from_config(x, generator, backbone.augment)),
@@ -219,7 +181,7 @@ def finetune_in_context(context: EvalContext, protocol: str, encoder: nn.Module,
 
 class FinetuneProtocol(Protocol):
     name = "finetune"
-    help = "encoder + linear classifier trained on all labels (eval.finetune_*; BatchNorm in train mode)"
+    help = "encoder + linear classifier trained on all labels (eval.finetune.*; BatchNorm in train mode)"
 
     def run(self, context: EvalContext) -> list[ResultRecord]:
         return finetune_in_context(context, self.name, context.backbone.copy_encoder())

@@ -22,7 +22,6 @@ Choices of ours, where the official code is silent or does extra work:
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -31,24 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from skelssl.evaluation.features import encode_batch, extract_features, load_batch, module_device
-
-
-@dataclass
-class LinearProbeConfig:
-    epochs: int = 100
-    lr: float = 3.0
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    milestones: Sequence[int] = (80,)
-    batch_size: int = 128
-    eval_every: int = 5
-    standardize: bool = True
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.eval_every < 1:
-            raise ValueError("epochs, batch_size and eval_every must all be >= 1")
-        self.milestones = tuple(int(m) for m in self.milestones)
+from skelssl.protocol_configs import LinearProbeConfig
 
 
 def _as_tensor(values: Tensor | np.ndarray | Sequence) -> Tensor:

@@ -102,7 +102,8 @@ def backbone_from_checkpoint(ckpt: dict[str, Any], cfg: DictConfig, path: str | 
     augment = AugmentConfig.from_dict(OmegaConf.to_container(cfg.augment, resolve=True)) if "augment" in cfg else None
     persons = data_info.get("persons")
     return Backbone(encoder=encoder, layout=layout, stream=str(cfg.data.stream), name=name,
-                    persons=int(persons) if persons is not None else None, expects=info.get("expects"),
+                    persons=int(persons) if persons is not None else None,
+                    expects=info.get("expects") if load_weights else None,  # random weights expect nothing
                     fresh=make, augment=augment, head=head, class_names=class_names, pretrained_on=data_info,
                     provenance={"checkpoint": str(Path(path).resolve()), "run_dir": str(run_dir_of(path)),
                                 **({"imported": imported} if imported else {})})

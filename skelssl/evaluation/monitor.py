@@ -3,8 +3,8 @@
 As solo-learn and the official ActCLR code do, so that a user sees within minutes whether a run learns. Every
 `monitor.knn_every_n_epochs` epochs (0 = off) the callback encodes the train and test parts of the run's own
 dataset (`data.root`, `data.split`, `data.stream`) with the query backbone and runs the KNN protocol's
-classifiers on them (skelssl.evaluation.knn: 1-NN cosine and InstDisc weighted kNN with eval.knn_k and
-eval.knn_temperature). It logs `monitor/knn_*` beside `train/loss` and the collapse figures (to every logger:
+classifiers on them (skelssl.evaluation.knn: 1-NN cosine and InstDisc weighted kNN with eval.knn.k and
+eval.knn.temperature). It logs `monitor/knn_*` beside `train/loss` and the collapse figures (to every logger:
 CSV, TensorBoard, MLflow, W&B), prints one line, and writes RUN/monitor.json and RUN/monitor.png (the curves).
 
 It never changes the training:
@@ -149,8 +149,8 @@ def knn_monitor_from_config(cfg: Any, run_dir: str | Path) -> KnnMonitor | None:
     every = int(settings["knn_every_n_epochs"])
     if every <= 0:
         return None
-    return KnnMonitor(every, cfg.data.root, cfg.data.split, cfg.data.stream, ks=tuple(cfg.eval.knn_k),
-                      temperature=float(cfg.eval.knn_temperature), batch_size=int(cfg.eval.batch_size),
+    return KnnMonitor(every, cfg.data.root, cfg.data.split, cfg.data.stream, ks=tuple(cfg.eval.knn.k),
+                      temperature=float(cfg.eval.knn.temperature), batch_size=int(cfg.eval.batch_size),
                       max_train_samples=int(settings["max_train_samples"]),
                       max_test_samples=int(settings["max_test_samples"]), out_dir=run_dir)
 

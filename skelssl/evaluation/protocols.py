@@ -19,8 +19,9 @@ from skelssl.evaluation.backbone import Backbone
 from skelssl.evaluation.features import encode_splits
 from skelssl.evaluation.knn import knn_evaluate
 from skelssl.evaluation.fusion import StreamScores
-from skelssl.evaluation.linear import LinearProbeConfig, fit_linear_head, summarize_history
+from skelssl.evaluation.linear import fit_linear_head, summarize_history
 from skelssl.evaluation.results import ResultRecord
+from skelssl.protocol_configs import KnnConfig, LinearProbeConfig
 
 __all__ = ["EvalContext", "Protocol", "KnnProtocol", "LinearProtocol"]
 
@@ -79,26 +80,22 @@ class Protocol:
 
 class KnnProtocol(Protocol):
     name = "knn"
-    help = "1-NN (cosine) and weighted k-NN (k in eval.knn_k) on frozen features"
+    help = "1-NN (cosine) and weighted k-NN (k in eval.knn.k) on frozen features"
 
     def run(self, context: EvalContext) -> list[ResultRecord]:
-        f, e = context.features, context.cfg.eval
+        f, knn = context.features, KnnConfig.from_section(context.cfg.eval.knn)
         accs = knn_evaluate(f["train_feats"], f["train_labels"], f["test_feats"], f["test_labels"],
-                            f["num_classes"], ks=tuple(e.knn_k), temperature=float(e.knn_temperature))
+                            f["num_classes"], ks=tuple(knn.k), temperature=float(knn.temperature))
         return [context.record("knn", metric, value) for metric, value in accs.items()]
 
 
 class LinearProtocol(Protocol):
     name = "linear"
-    help = "a linear classifier on frozen features (eval.linear_*)"
+    help = "a linear classifier on frozen features (eval.linear.*)"
 
     def run(self, context: EvalContext) -> list[ResultRecord]:
-        f, e, device = context.features, context.cfg.eval, context.device
-        probe_cfg = LinearProbeConfig(epochs=int(e.linear_epochs), lr=float(e.linear_lr),
-                                      momentum=float(e.linear_momentum), weight_decay=float(e.linear_weight_decay),
-                                      milestones=tuple(e.linear_milestones), batch_size=int(e.linear_batch_size),
-                                      eval_every=int(e.linear_eval_every), standardize=bool(e.linear_standardize),
-                                      seed=int(context.cfg.trainer.seed))
+        f, device = context.features, context.device
+        probe_cfg = LinearProbeConfig.from_section(context.cfg.eval.linear, seed=int(context.cfg.trainer.seed))
         test_feats = f["test_feats"].to(device)
         head, history = fit_linear_head(f["train_feats"].to(device), f["train_labels"].to(device), test_feats,
                                         f["test_labels"].to(device), f["num_classes"], probe_cfg,

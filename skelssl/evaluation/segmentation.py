@@ -10,15 +10,15 @@ classifier is trained on PKU-MMD II by the linear-evaluation mechanism. What it 
   ST-GCN), feature frame j is centred on input frame s·j. The encoder runs in eval mode (BatchNorm running
   statistics, no dropout), as in the linear protocol.
 - A whole sequence is encoded as one long input (ST-GCN is convolutional in time). To bound memory it is cut
-  into chunks of `seg_chunk_frames` frames, each encoded with `seg_context_frames` frames of real context on
+  into chunks of `eval.seg.chunk_frames` frames, each encoded with `eval.seg.context_frames` frames of real context on
   both sides whose features are thrown away: the result equals the whole-sequence encoding when the context
   covers the encoder's temporal receptive radius (76 frames for the paper's ST-GCN, kernel 9) — tested.
-- `seg_frame_step` > 1 encodes every step-th frame (to match the frame rate the encoder was pretrained at)
+- `eval.seg.frame_step` > 1 encodes every step-th frame (to match the frame rate the encoder was pretrained at)
   and maps the features back onto every frame.
 - Classes: the dataset's actions plus "no action" (frame label 0), so every frame is classified; padding
   frames (-1) are ignored. The classifier is Linear(C, classes + 1) with the linear probe's standardiser and
-  SGD (lr `seg_lr`, momentum `eval.linear_momentum`, x0.1 at 80 % of `seg_epochs`), trained on the frames of
-  the training sequences (at most `seg_max_train_frames`, drawn with the run's seed) and applied, once
+  SGD (lr `eval.seg.lr`, momentum `eval.linear.momentum`, x0.1 at 80 % of `eval.seg.epochs`), trained on the frames of
+  the training sequences (at most `eval.seg.max_train_frames`, drawn with the run's seed) and applied, once
   trained, to every frame of the test sequences: no model selection on the test set.
 - Metrics (the four of Long et al., "Fully convolutional networks for semantic segmentation", 2015, which
   Table 6's names follow), with n_ij the frames of class i predicted as j and t_i = Σ_j n_ij:
@@ -43,18 +43,19 @@ from skelssl.console import Progress
 from skelssl.data.prepared import load_meta, open_data
 from skelssl.errors import UserError
 from skelssl.evaluation.backbone import Backbone
-from skelssl.evaluation.linear import LinearProbeConfig, _LinearHead
+from skelssl.evaluation.linear import _LinearHead
 from skelssl.evaluation.protocols import EvalContext, Protocol
 from skelssl.evaluation.results import ResultRecord
 from skelssl.figures import save_png
+from skelssl.protocol_configs import LinearProbeConfig, SegmentationConfig
 from skelssl.transforms.streams import to_stream
 
 __all__ = ["SEGMENTATION_DEFAULTS", "BACKGROUND_NAME", "confusion_matrix", "segmentation_scores",
            "temporal_stride", "frame_features", "FrameClassifier", "SegmentationResult", "run_segmentation",
            "SegmentationProtocol", "plot_segmentation", "read_untrimmed"]
 
-# The eval.seg_* keys and their defaults (fallbacks for checkpoints saved before the keys existed).
-SEGMENTATION_DEFAULTS: dict[str, Any] = {k: v for k, v in BASE_DEFAULTS["eval"].items() if k.startswith("seg_")}
+# The eval.seg.* keys and their defaults
+SEGMENTATION_DEFAULTS: dict[str, Any] = dict(BASE_DEFAULTS["eval"]["seg"])
 BACKGROUND_NAME = "no_action"
 METRICS = ("acc", "macc", "fwiou", "miou")
 
@@ -174,9 +175,9 @@ def _encode_rows(backbone: Backbone, dataset: dict[str, Any], rows: np.ndarray, 
             length = int(dataset["meta"].lengths[row])
             x = torch.from_numpy(np.array(dataset["data"][row, :, :length], dtype=np.float32)).to(device)
             x = to_stream(x[None], backbone.stream, backbone.layout)
-            out.append(frame_features(encoder, x, chunk_frames=int(settings["seg_chunk_frames"]),
-                                      context_frames=int(settings["seg_context_frames"]),
-                                      frame_step=int(settings["seg_frame_step"])).cpu())
+            out.append(frame_features(encoder, x, chunk_frames=int(settings.chunk_frames),
+                                      context_frames=int(settings.context_frames),
+                                      frame_step=int(settings.frame_step)).cpu())
             bar.update()
     finally:
         encoder.train(was_training)
@@ -214,17 +215,16 @@ class FrameClassifier:
             torch.empty(0, dtype=torch.long)
 
 
-def _settings(cfg: Any) -> dict[str, Any]:
-    eval_cfg = cfg.get("eval") or {}
-    return {key: eval_cfg.get(key, default) for key, default in SEGMENTATION_DEFAULTS.items()}
+def _settings(cfg: Any) -> SegmentationConfig:
+    return SegmentationConfig.from_section(cfg.eval.seg)
 
 
-def _classifier_config(cfg: Any, settings: dict[str, Any]) -> LinearProbeConfig:
-    epochs = int(settings["seg_epochs"])
-    return LinearProbeConfig(epochs=epochs, lr=float(settings["seg_lr"]),
-                             momentum=float(cfg.eval.get("linear_momentum", 0.9)), weight_decay=0.0,
-                             milestones=(max(1, int(0.8 * epochs)),), batch_size=int(settings["seg_batch_size"]),
-                             standardize=bool(cfg.eval.get("linear_standardize", True)),
+def _classifier_config(cfg: Any, settings: SegmentationConfig) -> LinearProbeConfig:
+    epochs = int(settings.epochs)
+    return LinearProbeConfig(epochs=epochs, lr=float(settings.lr),
+                             momentum=float(cfg.eval.linear.momentum), weight_decay=0.0,
+                             milestones=(max(1, int(0.8 * epochs)),), batch_size=int(settings.batch_size),
+                             standardize=bool(cfg.eval.linear.standardize),
                              seed=int(cfg.trainer.seed))
 
 
@@ -262,7 +262,7 @@ def run_segmentation(backbone: Backbone, cfg: Any, device: torch.device, progres
     y = torch.from_numpy(np.concatenate(train_labels))
     labelled = y >= 0
     x, y = x[labelled], y[labelled]
-    limit = int(settings["seg_max_train_frames"])
+    limit = int(settings.max_train_frames)
     if x.shape[0] > limit:  # a seeded subset of the training frames
         keep = np.sort(np.random.default_rng(int(cfg.trainer.seed)).choice(x.shape[0], limit, replace=False))
         x, y = x[keep], y[keep]
@@ -281,7 +281,7 @@ def run_segmentation(backbone: Backbone, cfg: Any, device: torch.device, progres
 class SegmentationProtocol(Protocol):
     name = "segmentation"
     help = ("frame-wise linear classifier on frozen dense features of untrimmed sequences (data.root=an untrimmed "
-            "dataset; eval.seg_*): ACC, MACC, FWIoU, mIoU")
+            "dataset; eval.seg.*): ACC, MACC, FWIoU, mIoU")
 
     def run(self, context: EvalContext) -> list[ResultRecord]:
         result = run_segmentation(context.backbone, context.cfg, context.device, progress=context.progress)

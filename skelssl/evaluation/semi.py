@@ -27,6 +27,7 @@ from skelssl.errors import UserError
 from skelssl.evaluation.finetune import finetune_in_context
 from skelssl.evaluation.protocols import EvalContext, Protocol
 from skelssl.evaluation.results import ResultRecord
+from skelssl.protocol_configs import SemiConfig
 
 __all__ = ["class_balanced_subset", "semi_subset", "subset_file", "protocol_name", "SemiProtocol"]
 
@@ -92,14 +93,14 @@ def semi_subset(labels: np.ndarray, names: Sequence[str], percent: float, seed: 
 
 class SemiProtocol(Protocol):
     name = "semi"
-    help = "encoder + classifier finetuned on class-balanced label subsets (eval.semi_percents: 1, 10)"
+    help = "encoder + classifier finetuned on class-balanced label subsets (eval.semi.percents: 1, 10)"
 
     def run(self, context: EvalContext) -> list[ResultRecord]:
         cfg = context.cfg
         train = SkeletonDataset(cfg.data.root, cfg.data.split, "train")
         names = [train.meta.sample_names[i] for i in train.indices]
         records: list[ResultRecord] = []
-        for percent in cfg.eval.semi_percents:
+        for percent in SemiConfig.from_section(cfg.eval.semi).percents:
             positions, path = semi_subset(train.labels, names, float(percent), int(cfg.trainer.seed),
                                           dataset=context.dataset_name or str(cfg.data.dataset),
                                           split=str(cfg.data.split), folder=context.artifacts_dir)

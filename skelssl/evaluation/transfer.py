@@ -60,7 +60,7 @@ class TransferLinearProtocol(Protocol):
 
 class TransferFinetuneProtocol(Protocol):
     name = "transfer-finetune"
-    help = "encoder + classifier finetuned on another dataset (data.root=B data.split=S; eval.finetune_*)"
+    help = "encoder + classifier finetuned on another dataset (data.root=B data.split=S; eval.finetune.*)"
 
     def run(self, context: EvalContext) -> list[ResultRecord]:
         label = transfer_label(context)

@@ -70,7 +70,7 @@ def test_segmentation_pictures_and_a_raw_pku_sequence(actclr_run, tmp_path):
     ckpt = str(actclr_run / "checkpoints" / "last.ckpt")
     raw = ["--sequence", str(PKU_SAMPLE)] if PKU_SAMPLE.is_file() else []
     assert main(["analyze", "segmentation", "--checkpoint", ckpt, "--out", str(tmp_path / "out"), *raw,
-                 f"data.root={untrimmed}", "eval.seg_epochs=2"]) == 0
+                 f"data.root={untrimmed}", "eval.seg.epochs=2"]) == 0
     assert {m for _, m in _records(tmp_path / "out", "segmentation")} == {"acc", "macc", "fwiou", "miou"}
     assert (tmp_path / "out" / "segmentation_actclr.png").is_file()
     if raw:

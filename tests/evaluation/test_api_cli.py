@@ -78,7 +78,7 @@ def stream_copy(ckpt: Path, stream: str, root: Path) -> Path:
 
 def test_evaluate_fuse_then_fuse_and_report(tiny_run, tmp_path, capsys):
     ckpts = [stream_copy(tiny_run / LAST_CHECKPOINT, stream, tmp_path) for stream in ("joint", "motion", "bone")]
-    assert main(["evaluate", "linear", "--checkpoint", *map(str, ckpts), "--fuse", "eval.linear_epochs=3"]) == 0
+    assert main(["evaluate", "linear", "--checkpoint", *map(str, ckpts), "--fuse", "eval.linear.epochs=3"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"skeletonclr\s+fused\s+linear\s+top1", out)
     # the fused row against the saved logits fused by hand (joint 0.6, motion 0.4, bone 0.6)

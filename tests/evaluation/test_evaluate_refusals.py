@@ -34,9 +34,9 @@ def test_an_empty_part_is_refused_before_any_work(finished_run, tiny_dataset, tm
 
 
 def test_k_below_one_is_refused_at_composition(finished_run, tmp_path, capsys):
-    code, _, err = run_cli(capsys, ["evaluate", "knn", "--checkpoint", str(finished_run), "eval.knn_k=[0]",
+    code, _, err = run_cli(capsys, ["evaluate", "knn", "--checkpoint", str(finished_run), "eval.knn.k=[0]",
                                  "--out", str(tmp_path / "eval")])
-    assert code == 2 and "'eval.knn_k' = [0] (the command line): item 0 (0) must be a whole number >= 1" in err
+    assert code == 2 and "'eval.knn.k' = [0] (the command line): item 0 (0) must be a whole number >= 1" in err
 
 
 def test_a_run_directory_stands_for_its_last_checkpoint(finished_run, tmp_path, capsys):

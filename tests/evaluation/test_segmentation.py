@@ -158,7 +158,7 @@ def test_segmentation_protocol_end_to_end(tiny_dataset, tmp_path):
     assert main(["pretrain", *tiny_overrides(tiny_dataset, run_dir, **{"trainer.epochs": 1})]) == 0
     ckpt = str(run_dir / "checkpoints" / "last.ckpt")
     assert main(["evaluate", "segmentation", "--checkpoint", ckpt, f"data.root={untrimmed}",
-                 "eval.seg_epochs=3", "eval.seg_chunk_frames=32"]) == 0
+                 "eval.seg.epochs=3", "eval.seg.chunk_frames=32"]) == 0
     records = [r for r in json.loads((run_dir / "results.json").read_text()) if r["protocol"] == "segmentation"]
     assert {r["metric"] for r in records} == {"acc", "macc", "fwiou", "miou"}
     assert all(r["dataset"] == "synthetic-untrimmed" and 0 <= r["value"] <= 100 for r in records)

@@ -169,13 +169,13 @@ def test_precise_batchnorm_changes_no_weight_and_only_the_test_pass():
 
 
 def test_finetune_config_errors():
-    with pytest.raises(UserError, match="finetune_batchnorm"):
+    with pytest.raises(UserError, match=r"eval\.finetune\.batchnorm"):
         FinetuneConfig(batchnorm="eval")
 
 
 # ----------------------------------------------------------------------------------------- a tiny run
 
-FT = {"eval": {"finetune_epochs": 1, "finetune_batch_size": 16, "linear_epochs": 2}}
+FT = {"eval": {"finetune": {"epochs": 1, "batch_size": 16}, "linear": {"epochs": 2}}}
 
 
 def test_supervised_starts_from_the_runs_random_init(tiny_run):
@@ -224,7 +224,7 @@ def test_semi_finetune_supervised_end_to_end(tiny_run, tiny_dataset, monkeypatch
     monkeypatch.setattr(finetune_module, "finetune", spy)
     scores: dict = {}
     records = evaluate_checkpoints([tiny_run / LAST_CHECKPOINT], ["semi", "finetune", "supervised"],
-                                   {**FT, "eval": {**FT["eval"], "semi_percents": [1, 50]}}, out_dir=tmp_path,
+                                   {**FT, "eval": {**FT["eval"], "semi": {"percents": [1, 50]}}}, out_dir=tmp_path,
                                    per_checkpoint_scores=scores)
     assert [(r.protocol, r.metric) for r in records] == [
         (p, m) for p in ("semi1", "semi50", "finetune", "supervised") for m in ("top1", "best_top1")]

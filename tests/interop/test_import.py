@@ -234,8 +234,8 @@ class Mean(nn.Module):  # per-coordinate mean over frames, joints and persons, t
 
 cfg = evaluation_defaults()
 cfg.data.root, cfg.data.split = {str(tiny_dataset)!r}, "xsub"
-cfg.eval.linear_epochs, cfg.eval.finetune_epochs, cfg.eval.finetune_batch_size = 3, 1, 16
-cfg.eval.semi_percents = [50]
+cfg.eval.linear.epochs, cfg.eval.finetune.epochs, cfg.eval.finetune.batch_size = 3, 1, 16
+cfg.eval.semi.percents = [50]
 meta = load_meta(cfg.data.root)
 backbone = Backbone(encoder=Mean(), layout=meta.layout, name="mean", fresh=Mean)
 records = evaluate_backbone(backbone, cfg, ["knn", "linear", "semi", "finetune", "supervised"], "cpu",

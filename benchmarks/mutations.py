@@ -168,6 +168,17 @@ MUTATIONS = [
       "            torch.manual_seed(seed + 1)\n",
       ("tests/evaluation/test_trained_protocols.py::test_supervised_starts_from_the_runs_random_init",),
       "the random-init baseline was not the encoder the run started from"),
+    M("saved-probe-without-zscore", "skelssl/evaluation/backbone.py",
+      "standardize=mean is not None)", "standardize=False)",
+      ("tests/evaluation/test_trained_protocols.py::test_saved_classifiers_predict_what_their_protocol_measured",),
+      "a saved linear probe dropped its feature standardisation: predict disagreed with the probe's accuracy"),
+    M("probe-defaults-differ", "skelssl/protocol_configs.py", "    lr: float = field_setting(number(0.1, gt=0))\n    momentum: float = field_setting(number(0.9, ge=0, lt=1))\n    weight_decay: float = field_setting(number(0.0, ge=0))",
+      "    lr: float = 3.0\n    momentum: float = field_setting(number(0.9, ge=0, lt=1))\n    weight_decay: float = field_setting(number(0.0, ge=0))",
+      ("tests/test_configs.py::test_a_probe_built_in_code_trains_what_the_cli_trains",),
+      "LinearProbeConfig's lr was 3.0 where the CLI's eval.linear_lr was 0.1"),
+    M("flat-eval-keys-lost", "skelssl/defaults.py", "    ) for key in keys},\n", "    ) for key in keys if False},\n",
+      ("tests/test_configs.py::test_the_flat_eval_keys_of_earlier_versions_name_their_section_and_migrate",),
+      "a checkpoint saved with eval.linear_lr lost the value when the keys moved to sections"),
 ]
 
 

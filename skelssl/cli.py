@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="add fused rows: the checkpoints' streams combined by eval.fusion_weights")
     ev.add_argument("--out", default=None, help="directory for results.json, scores/ and subsets/ "
                                                 "(default: each checkpoint's run)")
+    ev.add_argument("--save-classifier", action="store_true",
+                    help="keep each classifier a protocol trains (linear, finetune, semi, supervised, transfer) as a "
+                         "run in OUT/classifiers/<model>-<protocol>, which `skelssl predict` takes")
     ev.add_argument("overrides", nargs="*", help="key=value overrides of data.* and eval.*")
     ev.set_defaults(func=evaluating.evaluate)
 

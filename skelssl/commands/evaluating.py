@@ -12,6 +12,7 @@ from skelssl.errors import UserError
 from skelssl.evaluation import evaluate_checkpoints, print_table, write_results
 from skelssl.evaluation.fusion import DEFAULT_FUSION_WEIGHTS, fuse_scores, load_scores, save_scores
 from skelssl.evaluation.report import markdown_report
+from skelssl.interop.runs import write_classifier_run
 from skelssl.outputs import REPORT_MARK, check_output_dir, check_report_file
 from skelssl.tracking import log_results
 
@@ -26,10 +27,20 @@ def evaluate(args: argparse.Namespace) -> int:
     overrides = parse_overrides([p for p in args.protocol if "=" in p] + list(args.overrides))
     per_checkpoint: dict[Path, list] = {}
     per_checkpoint_scores: dict[Path, list] = {}
+    classifiers: dict[Path, list] | None = {} if args.save_classifier else None
     records = evaluate_checkpoints(args.checkpoint, protocols, overrides,
                                    with_random_init=args.with_random_init, progress=True,
                                    per_checkpoint=per_checkpoint, out_dir=args.out,
-                                   per_checkpoint_scores=per_checkpoint_scores)
+                                   per_checkpoint_scores=per_checkpoint_scores,
+                                   per_checkpoint_classifiers=classifiers)
+    for path, found in (classifiers or {}).items():
+        for backbone, cfg, trained in found:
+            target = Path(args.out or run_dir_of(path)) / "classifiers" / f"{backbone.name}-{trained.protocol}"
+            print(f"classifier of {trained.protocol} saved as the run {write_classifier_run(backbone, cfg, trained, path, target)}"
+                  " (skelssl predict --checkpoint RUN)")
+    if args.save_classifier and not classifiers:
+        print("--save-classifier: none of these protocols trains a classifier (linear, finetune, semi, supervised and "
+              "the transfer protocols do)")
     if args.fuse:
         fused, _ = fuse_scores([s for found in per_checkpoint_scores.values() for s in found],
                                _fusion_weights(overrides))

@@ -24,7 +24,7 @@ from skelssl.errors import UserError
 from skelssl.skeleton.layouts import Layout, get_layout
 from skelssl.transforms.pipelines import AugmentConfig
 
-__all__ = ["Backbone", "ClassifierHead", "normalisation_differences"]
+__all__ = ["Backbone", "ClassifierHead", "TrainedClassifier", "normalisation_differences"]
 
 
 class ClassifierHead(nn.Module):
@@ -46,6 +46,29 @@ class ClassifierHead(nn.Module):
         if self.standardize:
             features = (features - self.mean) / self.std
         return self.linear(features)
+
+
+@dataclass
+class TrainedClassifier:
+    """An encoder and the classifier a protocol trained on it (linear: the frozen encoder and the probe;
+    finetune, semi, supervised: the trained copy and its head), which `evaluate --save-classifier` keeps as a run
+    that `predict` takes."""
+
+    protocol: str
+    encoder: nn.Module
+    head: ClassifierHead
+    class_names: list[str]
+
+    @classmethod
+    def from_linear(cls, protocol: str, encoder: nn.Module, linear: nn.Linear, class_names: list[str],
+                    mean: Tensor | None = None, std: Tensor | None = None) -> "TrainedClassifier":
+        head = ClassifierHead(linear.in_features, linear.out_features, standardize=mean is not None)
+        with torch.no_grad():
+            head.linear.load_state_dict({k: v.detach().cpu() for k, v in linear.state_dict().items()})
+            if mean is not None:
+                head.mean.copy_(mean.detach().cpu())
+                head.std.copy_(std.detach().cpu())
+        return cls(protocol, copy.deepcopy(encoder).cpu().eval(), head.eval(), list(class_names))
 
 
 @dataclass

@@ -101,4 +101,5 @@ def encode_splits(backbone: Backbone, cfg: Any, device: torch.device, progress: 
         "test_names": [test.meta.sample_names[i] for i in test.indices],
         "test_labels": torch.as_tensor(test.labels),
         "num_classes": train.num_classes,
+        "class_names": list(train.meta.class_names),
     }

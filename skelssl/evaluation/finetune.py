@@ -38,6 +38,7 @@ from torch import Tensor, nn
 
 from skelssl.data.dataset import SkeletonDataset
 from skelssl.errors import UserError
+from skelssl.evaluation.backbone import TrainedClassifier
 from skelssl.evaluation.batchnorm import recompute_over_data
 from skelssl.evaluation.features import load_batch
 from skelssl.evaluation.inputs import model_input
@@ -85,7 +86,7 @@ def finetune(
     `augment(batch, generator)` when `cfg.augment` is set, passed through `transform` (the model input:
     joint map, stream view) and the encoder. The test set is classified every `cfg.eval_every` epochs and
     after the last one. Returns {"final_top1", "best_top1", "best_epoch", "history", "test_logits" (the last
-    epoch's, on the CPU), "seconds"}; accuracies in [0, 1].
+    epoch's, on the CPU), "head" (the trained Linear), "seconds"}; accuracies in [0, 1].
     """
     device = torch.device(device)
     cuda = [device] if device.type == "cuda" else []
@@ -148,7 +149,7 @@ def _finetune(encoder: nn.Module, train_data: Any, train_labels: Any, test_data:
         if progress:
             print(f"{line} ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
     encoder.eval()
-    return {**summarize_history(history), "test_logits": logits.float().cpu(),
+    return {**summarize_history(history), "test_logits": logits.float().cpu(), "head": head,
             "seconds": time.perf_counter() - started}
 
 
@@ -169,6 +170,9 @@ def finetune_in_context(context: EvalContext, protocol: str, encoder: nn.Module,
                    (lambda x, generator: normal_from_config(x, generator, backbone.augment)),
                    device=context.device, eval_batch_size=int(cfg.eval.batch_size), progress=context.progress,
                    label=f"{protocol} ({context.model_name})")
+    if context.keep_classifiers:
+        context.classifiers.append(TrainedClassifier.from_linear(protocol, encoder, out["head"],
+                                                                 list(train.meta.class_names)))
     context.keep_scores(protocol, out["test_logits"], test.labels,
                         [test.meta.sample_names[i] for i in test.indices], dataset=dataset)
     records = [context.record(protocol, "top1", out["final_top1"]),

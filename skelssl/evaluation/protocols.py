@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import torch
 from omegaconf import DictConfig
 
-from skelssl.evaluation.backbone import Backbone
+from skelssl.evaluation.backbone import Backbone, TrainedClassifier
 from skelssl.evaluation.features import encode_splits
 from skelssl.evaluation.knn import knn_evaluate
 from skelssl.evaluation.fusion import StreamScores
@@ -32,7 +32,8 @@ class EvalContext:
     eval.* and trainer.seed the protocols read, where to run.
 
     artifacts_dir: where protocols keep what a rerun must reuse (the semi-supervised label subsets); None
-    keeps nothing. scores: the test logits of every classifier protocol run, for stream fusion.
+    keeps nothing. scores: the test logits of every classifier protocol run, for stream fusion; classifiers: the
+    encoder and classifier each classifier protocol trained (kept for `evaluate --save-classifier`).
     """
 
     backbone: Backbone
@@ -43,6 +44,8 @@ class EvalContext:
     dataset_name: str = ""
     artifacts_dir: Path | None = None
     scores: list[StreamScores] = field(default_factory=list)
+    classifiers: list[TrainedClassifier] = field(default_factory=list)
+    keep_classifiers: bool = False  # copies of the encoders: only when asked for
     _features: dict[str, Any] | None = field(default=None, repr=False)
 
     @property
@@ -102,6 +105,9 @@ class LinearProtocol(Protocol):
                                         progress=context.progress)
         with torch.no_grad():
             context.keep_scores("linear", head.logits(test_feats), f["test_labels"], f["test_names"])
+        if context.keep_classifiers:
+            context.classifiers.append(TrainedClassifier.from_linear(
+                "linear", context.backbone.encoder, head.linear, f["class_names"], head.mean, head.std))
         out = summarize_history(history)
         return [context.record("linear", "top1", out["final_top1"]),
                 context.record("linear", "best_top1", out["best_top1"])]

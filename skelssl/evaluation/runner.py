@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from skelssl.checkpoints import read_checkpoint, run_dir_of
 from skelssl.data.prepared import load_meta
 from skelssl.errors import UserError
-from skelssl.evaluation.backbone import Backbone, normalisation_differences
+from skelssl.evaluation.backbone import Backbone, TrainedClassifier, normalisation_differences
 from skelssl.evaluation.batchnorm import RANDOM_INIT_BATCHNORM, calibrate_on_training_split
 from skelssl.evaluation.catalog import get_protocol
 from skelssl.evaluation.fusion import StreamScores
@@ -62,18 +62,21 @@ def warn_on_normalisation(backbone: Backbone, root: Any) -> list[str]:
 
 def evaluate_backbone(backbone: Backbone, cfg: Any, protocols: Sequence[str], device: torch.device | str = "cpu",
                       *, model_name: str | None = None, progress: bool = False, artifacts_dir: Path | None = None,
-                      scores: list[StreamScores] | None = None) -> list[ResultRecord]:
+                      scores: list[StreamScores] | None = None,
+                      classifiers: list[TrainedClassifier] | None = None) -> list[ResultRecord]:
     """Records of `protocols` for one backbone (pretrained, imported, random-init or any encoder of yours) on
     cfg.data, with the settings of cfg.eval and the seed cfg.trainer.seed.
 
     artifacts_dir: where protocols keep what reruns reuse (semi-supervised subsets); scores: if given, gets
-    the test logits of every classifier protocol (for fusion). With `progress`, each protocol's time is printed.
+    the test logits of every classifier protocol (for fusion); classifiers: if given, gets the encoder and
+    classifier each classifier protocol trained. With `progress`, each protocol's time is printed.
     """
     device = torch.device(device)
     name = model_name or backbone.name
     warn_on_normalisation(backbone, cfg.data.root)
     context = EvalContext(backbone=backbone, cfg=cfg, model_name=name, device=device, progress=progress,
-                          dataset_name=_dataset_name(cfg), artifacts_dir=artifacts_dir)
+                          dataset_name=_dataset_name(cfg), artifacts_dir=artifacts_dir,
+                          keep_classifiers=classifiers is not None)
     records: list[ResultRecord] = []
     for protocol in protocols:
         started = time.perf_counter()
@@ -82,6 +85,8 @@ def evaluate_backbone(backbone: Backbone, cfg: Any, protocols: Sequence[str], de
             print(f"[evaluate] {protocol} on {name}: {time.perf_counter() - started:.1f} s", flush=True)
     if scores is not None:
         scores.extend(context.scores)
+    if classifiers is not None:
+        classifiers.extend(context.classifiers)
     return records
 
 
@@ -114,7 +119,9 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[
                          announce: bool = False,
                          per_checkpoint: dict[Path, list[ResultRecord]] | None = None,
                          out_dir: str | Path | None = None,
-                         per_checkpoint_scores: dict[Path, list[StreamScores]] | None = None) -> list[ResultRecord]:
+                         per_checkpoint_scores: dict[Path, list[StreamScores]] | None = None,
+                         per_checkpoint_classifiers: dict[Path, list[tuple[Backbone, Any, TrainedClassifier]]] | None
+                         = None) -> list[ResultRecord]:
     """Records of every protocol for every checkpoint (model name: skelssl.config.model_label, the method with
     its plug-ins and a foreign encoder; an imported run's own label), and once per distinct
     architecture, seed and data, the random-init baseline (model "random_init") when asked for.
@@ -123,6 +130,8 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[
     per_checkpoint: if given, filled with each checkpoint's own records (its baseline included).
     out_dir: where protocols keep what reruns reuse (semi-supervised subsets); default each checkpoint's run.
     per_checkpoint_scores: if given, filled with each checkpoint's test logits (for stream fusion).
+    per_checkpoint_classifiers: if given, filled with (backbone, config, TrainedClassifier) of each classifier
+    protocol run on a checkpoint's own weights (not the random-init baseline's).
     """
     for name in protocols:
         get_protocol(name)  # an unknown protocol fails before any work
@@ -147,8 +156,12 @@ def evaluate_checkpoints(checkpoints: Iterable[str | Path], protocols: Sequence[
             if not load_weights:
                 prepare_random_init(backbone, cfg, run_device)
             scores: list[StreamScores] = []
+            trained: list[TrainedClassifier] = []
             found = evaluate_backbone(backbone, cfg, protocols, run_device, progress=progress,
-                                      artifacts_dir=Path(out_dir) if out_dir else run_dir_of(path), scores=scores)
+                                      artifacts_dir=Path(out_dir) if out_dir else run_dir_of(path), scores=scores,
+                                      classifiers=trained if per_checkpoint_classifiers is not None else None)
+            if per_checkpoint_classifiers is not None and load_weights:
+                per_checkpoint_classifiers.setdefault(Path(path), []).extend((backbone, cfg, t) for t in trained)
             records += found
             if per_checkpoint is not None:
                 per_checkpoint.setdefault(Path(path), []).extend(found)

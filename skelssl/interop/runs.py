@@ -21,17 +21,20 @@ import torch
 from omegaconf import OmegaConf
 
 from skelssl import __version__
-from skelssl.checkpoints import CHECKPOINT_FORMAT, LAST_CHECKPOINT, config_hash
+from skelssl.checkpoints import CHECKPOINT_FORMAT, LAST_CHECKPOINT, checkpoint_file, config_hash
 from skelssl.defaults import evaluation_defaults
 from skelssl.errors import UserError
-from skelssl.evaluation.backbone import ClassifierHead
+from skelssl.evaluation.backbone import Backbone, ClassifierHead, TrainedClassifier
+from skelssl.evaluation.inputs import pretraining_persons
 from skelssl.evaluation.loading import ENCODER_PREFIX, HEAD_PREFIX
 from skelssl.interop.imported import ImportedModel
+from skelssl.interop.sources import sha256_of
 from skelssl.models import build_encoder
 from skelssl.outputs import check_replaceable, list_entries, move_into_place, staging_dir
 from skelssl.skeleton.layouts import get_layout
 
-__all__ = ["IMPORTED_FILE", "IMPORTED_METHOD", "imported_run_problem", "write_imported_run", "imported_config"]
+__all__ = ["IMPORTED_FILE", "IMPORTED_METHOD", "imported_run_problem", "write_imported_run", "imported_config",
+           "write_classifier_run"]
 
 IMPORTED_FILE = "imported.json"
 IMPORTED_METHOD = "imported"  # method.name of a run that holds only an encoder (it cannot be resumed)
@@ -48,7 +51,7 @@ def imported_run_problem(folder: Path) -> str | None:
     return f"it also holds {', '.join(extra[:4])}" if extra else None
 
 
-def imported_config(model: ImportedModel, label: str) -> Any:
+def imported_config(model: ImportedModel, label: str, data: dict[str, Any] | None = None) -> Any:
     cfg = evaluation_defaults(model.encoder)
     cfg.method.name = IMPORTED_METHOD
     cfg.model[model.encoder] = {**OmegaConf.to_container(cfg.model[model.encoder]), **model.encoder_settings}
@@ -56,6 +59,8 @@ def imported_config(model: ImportedModel, label: str) -> Any:
     cfg.data.root = f"data/{model.trained_on}"
     cfg.data.stream = model.stream
     cfg.data.split = "xview" if "xview" in label else "xsub" if "xsub" in label else str(cfg.data.split)
+    for key, value in (data or {}).items():
+        cfg.data[key] = value
     return cfg
 
 
@@ -91,11 +96,12 @@ def _check_loads(model: ImportedModel, cfg: Any, source: Path) -> None:
 
 
 def write_imported_run(model: ImportedModel, out: str | Path, *, source: Path, sha256: str, label: str,
-                       source_notes: list[str]) -> Path:
-    """The run directory of one imported model at `out` (module docstring)."""
+                       source_notes: list[str], data: dict[str, Any] | None = None) -> Path:
+    """The run directory of one imported model at `out` (module docstring); `data`: data.* settings of its
+    config (default: the dataset the weights learnt on)."""
     out = Path(out)
     check_replaceable(out, imported_run_problem, "imported run")
-    cfg = imported_config(model, label)
+    cfg = imported_config(model, label, data)
     _check_loads(model, cfg, source)
     container = OmegaConf.to_container(cfg, resolve=True)
     provenance = {
@@ -127,3 +133,30 @@ def write_imported_run(model: ImportedModel, out: str | Path, *, source: Path, s
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
+
+
+def write_classifier_run(backbone: Backbone, cfg: Any, trained: TrainedClassifier, checkpoint: str | Path,
+                         out: str | Path) -> Path:
+    """A classifier an evaluation protocol trained (`evaluate ... --save-classifier`) as a run that `predict`,
+    `export` and `evaluate` take: the encoder it classifies with (the frozen one for `linear`, the trained copy
+    for finetune, semi, supervised) and its classifier, with the run it came from as provenance."""
+    source = checkpoint_file(checkpoint)
+    encoder = str(cfg.model.encoder)
+    head = trained.head
+    state = {f"{ENCODER_PREFIX}{k}": v for k, v in trained.encoder.state_dict().items()}
+    state.update({f"{HEAD_PREFIX}{k}": v for k, v in head.state_dict().items()})
+    root = str(cfg.data.root)
+    model = ImportedModel(
+        family="skelssl", role=trained.protocol, stream=backbone.stream, encoder=encoder,
+        encoder_settings=OmegaConf.to_container(cfg.model[encoder], resolve=True),
+        layout=backbone.layout.to_dict(), in_channels=int(backbone.pretrained_on.get("channels", 3)), state=state,
+        key_map={key: key for key in state},
+        head={"num_classes": head.num_classes, "standardize": head.standardize, "class_names": trained.class_names},
+        expects=backbone.expects, persons=int(pretraining_persons(backbone) or 2),
+        trained_on=str(backbone.pretrained_on.get("dataset") or Path(str(backbone.pretrained_on.get("root") or
+                                                                             "unknown")).name))
+    return write_imported_run(model, out, source=source, sha256=sha256_of(source),
+                              label=f"{backbone.name}-{trained.protocol}",
+                              source_notes=[f"the classifier of `evaluate {trained.protocol}` on {root} (split "
+                                            f"{cfg.data.split}), from {source}"],
+                              data={"root": root, "split": str(cfg.data.split), "dataset": str(cfg.data.dataset)})

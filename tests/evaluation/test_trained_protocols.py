@@ -17,6 +17,8 @@ from skelssl.evaluation import evaluate_backbone, evaluate_checkpoints, extract_
 from skelssl.evaluation import finetune as finetune_module
 from skelssl.evaluation.batchnorm import recompute_batchnorm_statistics
 from skelssl.evaluation.finetune import FinetuneConfig, finetune
+from skelssl.evaluation.fusion import load_scores
+from skelssl.evaluation.results import read_results
 from skelssl.methods import method_from_checkpoint
 from skelssl.skeleton.layouts import KINECT20, Layout
 
@@ -305,3 +307,28 @@ def test_checkpoint_written_before_the_finetune_keys_still_evaluates(tiny_run, t
     torch.save(state, old)
     records = evaluate_checkpoints([old], ["finetune"], FT, out_dir=tmp_path)
     assert [r.metric for r in records] == ["top1", "best_top1"]
+
+
+def test_saved_classifiers_predict_what_their_protocol_measured(tiny_run, tiny_dataset, tmp_path):
+    """`evaluate linear finetune --save-classifier` keeps each trained classifier as a run; `predict` with it on
+    the same test part reproduces the protocol's own final top-1 (two routes: the protocol's test pass, and the
+    saved run read back, re-encoded and classified)."""
+    from skelssl.cli import main
+
+    out = tmp_path / "eval"
+    assert main(["evaluate", "linear", "finetune", "--checkpoint", str(tiny_run), "--out", str(out),
+                 "--save-classifier", "eval.linear.epochs=3", "eval.finetune.epochs=1", "eval.finetune.batch_size=16",
+                 "--no-progress"]) == 0
+    measured = {r.protocol: r.value for r in read_results(out / "results.json") if r.metric == "top1"}
+    for protocol in ("linear", "finetune"):
+        run = out / "classifiers" / f"skeletonclr-{protocol}"
+        predicted = tmp_path / f"predicted-{protocol}"
+        assert main(["predict", "--checkpoint", str(run), "--out", str(predicted), "--no-progress"]) == 0
+        [top1] = [r.value for r in read_results(predicted / "results.json") if r.metric == "top1"]
+        assert top1 == pytest.approx(measured[protocol], abs=1e-6), protocol
+        # and the scores themselves: the softmax of the protocol's kept test logits, sample by sample
+        [kept] = [k for k in load_scores(out) if k.protocol == protocol]
+        rows = [line.split(",") for line in (predicted / "predictions.csv").read_text().splitlines()[1:]]
+        by_name = {row[0]: float(row[3]) for row in rows}
+        expected = torch.softmax(torch.as_tensor(kept.logits, dtype=torch.float64), dim=1).max(dim=1).values
+        assert [by_name[name] for name in kept.sample_names] == pytest.approx(expected.tolist(), abs=1e-5)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from skelssl.data.dataset import SkeletonDataset
-from skelssl.data.ntu_preprocess import resample_linear
+from skelssl.data.geometry import resample_linear
 from skelssl.data.prepared import load_meta
 from skelssl.errors import UserError
 from skelssl.evaluation.backbone import Backbone

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from skelssl.data.ntu import NTU120_CLASS_NAMES
 from skelssl.data.prepared import PreparedMeta, PreparedWriter, PrepareReport, provenance, usable_values
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import Layout, get_layout
@@ -56,8 +57,6 @@ def _report(out_dir: Path, meta: PreparedMeta, start: float) -> PrepareReport:
 
 def _class_names(num: int, layout_name: str) -> list[str]:
     if layout_name == "ntu25" and num in (60, 120):
-        from skelssl.data.ntu import NTU120_CLASS_NAMES
-
         return list(NTU120_CLASS_NAMES[:num])
     return [f"class_{k}" for k in range(num)]
 

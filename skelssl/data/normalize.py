@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from skelssl.data.ntu_preprocess import resample_linear, rotation_between
-from skelssl.data.prepared import usable_values
+from skelssl.data.geometry import resample_linear, rotation_between
+from skelssl.data.values import usable_values
 from skelssl.errors import UserError
 from skelssl.skeleton.layouts import Layout
 

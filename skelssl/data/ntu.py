@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from skelssl.data.prepared import BadInputError, usable_values
-from skelssl.errors import UserError
+from skelssl.data.values import usable_values
+from skelssl.errors import BadInputError, UserError
 
 NTU_JOINTS = 25
 JOINT_VALUES = 12

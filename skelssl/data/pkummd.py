@@ -44,6 +44,7 @@ from skelssl.data.prepared import (FLOAT32_MAX, SKIPPED_FILE, BadInputError, Pre
 from skelssl.errors import UserError
 from skelssl.outputs import move_into_place, staging_dir
 from skelssl.skeleton.layouts import NTU25
+from skelssl.console import track
 
 MAX_INSTANCE_FRAMES = 300
 
@@ -179,7 +180,6 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
     failure leaves OUT as it was (absent, or the previous dataset). An OUT that is not an earlier prepared
     output of skelssl's is refused before any work.
     """
-    from skelssl.console import track
 
     start_time = time.perf_counter()
     raw_dir, labels_dir, out_dir = Path(raw_dir), Path(labels_dir), Path(out_dir)

@@ -9,6 +9,16 @@ import argparse
 import time
 import json
 
+from skelssl.data.custom import prepare_custom
+from skelssl.data.formats import convert
+from skelssl.data.msr import prepare_msr_action3d
+from skelssl.data.normalize import OFF, NormalizeOptions, steps_with
+from skelssl.data.ntu_prepare import prepare_ntu
+from skelssl.data.ntu_preprocess import recipe_from_preset
+from skelssl.data.pkummd import prepare_pkummd
+from skelssl.data.synthetic import prepare_synthetic
+from skelssl.data.synthetic_untrimmed import prepare_synthetic_untrimmed
+from skelssl.data.ucla import prepare_nw_ucla
 from skelssl.errors import UserError
 
 
@@ -40,9 +50,6 @@ def _bool_option(text: str) -> bool:
 
 
 def _run_ntu(args: argparse.Namespace) -> int:
-    from skelssl.data.ntu_prepare import prepare_ntu
-    from skelssl.data.ntu_preprocess import recipe_from_preset
-
     recipe = recipe_from_preset(args.preset, read_bodies=args.read_bodies, bodies=args.bodies,
                                 body_order=args.body_order, denoise=args.denoise, max_frames=args.max_frames,
                                 fill_null=args.fill_null, center_joint=args.center_joint,
@@ -84,24 +91,17 @@ def _add_ntu(sub: argparse._SubParsersAction, dataset: str) -> None:
 
 
 def _run_ucla(args: argparse.Namespace) -> int:
-    from skelssl.data.ucla import prepare_nw_ucla
-
     return _finish(prepare_nw_ucla(args.raw, args.out, frames=args.frames, skip_bad=args.skip_bad,
                                    workers=args.workers, progress=not args.no_progress))
 
 
 def _run_msr(args: argparse.Namespace) -> int:
-    from skelssl.data.msr import prepare_msr_action3d
-
     return _finish(prepare_msr_action3d(args.raw, args.out, frames=args.frames, file_list=args.file_list,
                                         skip_bad=args.skip_bad, workers=args.workers,
                                         progress=not args.no_progress))
 
 
 def _run_custom(args: argparse.Namespace) -> int:
-    from skelssl.data.custom import prepare_custom
-    from skelssl.data.normalize import OFF, NormalizeOptions, steps_with
-
     base = NormalizeOptions() if args.normalize else OFF
     body = tuple(j.strip() for j in args.body_joints.split(",")) if args.body_joints else None
     options = steps_with(base, trim=args.trim, center=args.center, center_joint=args.center_joint,
@@ -159,8 +159,6 @@ def _add_custom(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_pkummd(args: argparse.Namespace) -> int:
-    from skelssl.data.pkummd import prepare_pkummd
-
     reports = prepare_pkummd(args.raw, args.labels, args.out, part=args.part, split_dir=args.splits,
                              frames=args.frames, skip_bad=args.skip_bad, progress=not args.no_progress,
                              workers=args.workers)
@@ -170,20 +168,14 @@ def _run_pkummd(args: argparse.Namespace) -> int:
 
 
 def _run_convert(args: argparse.Namespace) -> int:
-    from skelssl.data.formats import convert
-
     return _finish(convert(args.format, args.input, args.out, labels=args.labels,
                            trust_pickle=args.trust_pickle, test_input=args.test_input,
                            test_labels=args.test_labels, layout=args.layout))
 
 
 def _run_synthetic(args: argparse.Namespace) -> int:
-    from skelssl.data.synthetic import prepare_synthetic
-
     started = time.time()
     if args.untrimmed:
-        from skelssl.data.synthetic_untrimmed import prepare_synthetic_untrimmed
-
         out = prepare_synthetic_untrimmed(args.out, seed=args.seed, clip_frames=args.frames,
                                           num_sequences_per_subject=args.per_subject or 4)
     else:

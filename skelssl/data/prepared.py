@@ -24,7 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from skelssl.errors import UserError
+from skelssl.console import track
+from skelssl.data.normalize import dataset_warnings
+# the value rule, re-exported: readers and users import it from here too
+from skelssl.data.values import COORDINATE_LIMIT, unusable_problem, unusable_rows, usable_values  # noqa: F401
+from skelssl.errors import BadInputError, UserError
 from skelssl.outputs import check_replaceable, is_staging_name, list_entries, move_into_place, staging_dir
 from skelssl.skeleton.layouts import Layout, get_layout
 
@@ -387,44 +391,6 @@ def open_prepared(root: str | Path) -> tuple[PreparedMeta, np.ndarray]:
     return meta, data
 
 
-# The largest |value| a prepared dataset may hold. Normalisation layers compute a batch's variance in float32:
-# squares of 1e15 (1e30), summed over the ~1e8 values one channel of a large batch holds, stay below float32's
-# 3.4e38; coordinates of 1e30 (finite in float32) give an infinite variance, and every sequence the same feature.
-COORDINATE_LIMIT = 1e15
-
-
-def unusable_rows(data: np.ndarray, rows: np.ndarray | None = None, first_only: bool = False,
-                  chunk: int = 256) -> list[int]:
-    """Indices (into `data`, ascending) of the samples holding NaN, inf or a value beyond ±COORDINATE_LIMIT,
-    among `rows` (default all); with first_only, at most the first. Chunk by chunk: a memory-mapped dataset is
-    never read whole into memory."""
-    rows = np.arange(len(data)) if rows is None else np.unique(np.asarray(rows, dtype=np.int64))
-    found: list[int] = []
-    for start in range(0, len(rows), chunk):
-        part = rows[start:start + chunk]
-        contiguous = len(part) and part[-1] - part[0] + 1 == len(part)
-        block = np.asarray(data[part[0]:part[-1] + 1] if contiguous else data[part])
-        found += part[~usable_values(block.reshape(len(part), -1)).all(axis=1)].tolist()
-        if first_only and found:
-            return found[:1]
-    return found
-
-
-def usable_values(values: np.ndarray) -> np.ndarray:
-    """Elementwise: finite and within ±COORDINATE_LIMIT (NaN compares false)."""
-    return np.abs(values) <= COORDINATE_LIMIT
-
-
-def unusable_problem(sample: np.ndarray) -> str:
-    """What is wrong with a sample `unusable_rows` named."""
-    values = np.asarray(sample, dtype=np.float64)
-    if not np.isfinite(values).all():
-        return "holds NaN or infinite values"
-    return (f"holds a value of {np.abs(values).max():.3g}, beyond ±{COORDINATE_LIMIT:.0e}: the spread of a batch of "
-            "such values overflows float32 (the normalisation layers' variance becomes infinite); scale the "
-            "coordinates (e.g. to metres)")
-
-
 def unusable_error(root: str | Path, meta: PreparedMeta, row: int, data: np.ndarray) -> PreparedDatasetError:
     return PreparedDatasetError(f"{Path(root) / DATA_FILE}: sample {row} ('{meta.sample_names[row]}') "
                                 f"{unusable_problem(data[row])}; fix the source data and prepare again")
@@ -475,27 +441,11 @@ def summarize(root: str | Path) -> dict[str, Any]:
 
 
 def _normalisation_warnings(data: np.ndarray, meta: PreparedMeta) -> list[str]:
-    from skelssl.data.normalize import dataset_warnings  # normalize imports this module's neighbours
-
     return dataset_warnings(data, meta.channel_names or None)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # Shared pieces of the `prepare` pipelines: input errors, skip reports, streaming writes, run summaries.
-
-
-class BadInputError(UserError):
-    """A raw input file is malformed; names the file, the 1-based line (0: the whole file) and the problem."""
-
-    def __init__(self, path: str | Path, line: int, problem: str):
-        self.path = str(path)
-        self.line = int(line)
-        self.problem = problem
-        where = f"{self.path}:{self.line}" if self.line > 0 else self.path
-        super().__init__(f"{where}: {problem} (fix or remove the file, or pass --skip-bad to skip bad files)")
-
-    def to_json(self) -> dict[str, Any]:
-        return {"file": self.path, "line": self.line, "problem": self.problem}
 
 
 @dataclass
@@ -570,7 +520,6 @@ def run_prepare(out_dir: str | Path, tasks: list[Any], task_names: list[str], wo
     import multiprocessing
     import time
 
-    from skelssl.console import track
 
     start = time.perf_counter()
     n = len(tasks)

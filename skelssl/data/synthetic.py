@@ -48,6 +48,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from skelssl.data.ntu_preprocess import align_shoulders_per_frame
+from skelssl.data.prepared import PreparedMeta, write_prepared
 from skelssl.skeleton.layouts import NTU25
 
 __all__ = ["CLASS_NAMES", "SyntheticData", "generate_synthetic", "prepare_synthetic"]
@@ -593,7 +595,6 @@ def normalize_view(data: np.ndarray) -> np.ndarray:
     spine-shoulder joint (21) in every frame, then rotated about the vertical axis in every frame so that its
     shoulders lie on x. Absent persons stay zero. (N, 3, T, 25, M) -> same shape.
     """
-    from skelssl.data.ntu_preprocess import align_shoulders_per_frame
 
     bodies = data.transpose(0, 2, 4, 3, 1)  # (N, T, M, V, 3)
     present = np.abs(bodies).sum(axis=(3, 4), keepdims=True) > 0
@@ -609,7 +610,6 @@ def prepare_synthetic(out_dir: str | Path, recipe: str = "aimclr", **kwargs: Any
     (`normalize_view`: per-frame centring and shoulder alignment), so that models see what they would see on
     prepared NTU; "raw" keeps the generator's camera coordinates (view, drift and translation included).
     """
-    from skelssl.data.prepared import PreparedMeta, write_prepared
 
     if recipe not in ("aimclr", "raw"):
         raise ValueError(f"recipe must be 'aimclr' or 'raw', got '{recipe}'")

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from skelssl.data import synthetic as syn
+from skelssl.data.prepared import PreparedMeta, write_prepared
 from skelssl.skeleton.layouts import NTU25
 
 __all__ = ["UntrimmedData", "generate_untrimmed", "prepare_synthetic_untrimmed", "BACKGROUND", "PADDING"]
@@ -176,7 +177,6 @@ def prepare_synthetic_untrimmed(out_dir: str | Path, recipe: str = "aimclr", **k
     recipe "aimclr" (default) centres and aligns every frame as the trimmed synthetic dataset's default recipe
     does (`synthetic.normalize_view`), so that an encoder pretrained there sees the same kind of input.
     """
-    from skelssl.data.prepared import PreparedMeta, write_prepared
 
     if recipe not in ("aimclr", "raw"):
         raise ValueError(f"recipe must be 'aimclr' or 'raw', got '{recipe}'")

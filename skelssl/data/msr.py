@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skelssl.data.ntu_preprocess import resample_linear
+from skelssl.data.geometry import resample_linear
 from skelssl.data.prepared import (BadInputError, PreparedMeta, PrepareReport, SkipSample, provenance,
                                    read_numeric_rows, read_text_lines, run_prepare)
 from skelssl.errors import UserError

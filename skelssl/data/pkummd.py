@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skelssl.data.ntu_preprocess import resample_linear
+from skelssl.data.geometry import resample_linear
 from skelssl.data.prepared import (FLOAT32_MAX, SKIPPED_FILE, BadInputError, PreparedMeta, PreparedWriter,
                                    PrepareReport, check_prepared_out, prepared_owner_problem, provenance,
                                    read_numeric_rows, read_text_lines, remove_stale_staging, write_json_atomic)

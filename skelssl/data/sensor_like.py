@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from skelssl.data.ntu_preprocess import resample_linear
+from skelssl.data.geometry import resample_linear
 from skelssl.data.synthetic import generate_synthetic
 
 __all__ = ["sensor_recordings", "keypoints_2d", "save_recordings"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skelssl.data.ntu_preprocess import resample_linear
+from skelssl.data.geometry import resample_linear
 from skelssl.data.prepared import (BadInputError, PreparedMeta, PrepareReport, SkipSample, usable_values,
                                    provenance, run_prepare)
 from skelssl.errors import UserError

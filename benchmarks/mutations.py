@@ -179,6 +179,10 @@ MUTATIONS = [
     M("flat-eval-keys-lost", "skelssl/defaults.py", "    ) for key in keys},\n", "    ) for key in keys if False},\n",
       ("tests/test_configs.py::test_the_flat_eval_keys_of_earlier_versions_name_their_section_and_migrate",),
       "a checkpoint saved with eval.linear_lr lost the value when the keys moved to sections"),
+    M("pku-camera-coordinates", "skelssl/data/pkummd.py", "                    if recipe is not None:\n",
+      "                    if False:\n",
+      ("tests/data/test_formats_pku.py::test_pkummd_is_prepared_with_the_ntu_aimclr_preset_by_default",),
+      "PKU-MMD kept camera coordinates zero-padded to the longest instance (not the authors' NTU pipeline)"),
 ]
 
 

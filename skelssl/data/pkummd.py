@@ -17,13 +17,19 @@ Inputs (as downloaded from the PKU-MMD site):
                   0291-L, 0291-M, ...
 
 Outputs:
-  OUT/trimmed    one sample per labelled instance (N, 3, T, 25, 2): frames start..end (0-based, end
-                 included — the label files do not say; this is the choice made here), resampled to
-                 `frames` if > 0, else zero-padded to the longest instance (at most 300 frames, longer ones
-                 truncated). Classes: part I the 51 actions, part II its 41, in id order. Splits xsub / xview
-                 from the lists; sample names `<video>_<k>`.
+  OUT/trimmed    one sample per labelled instance (N, 3, T, 25, M): frames start..end (0-based, end
+                 included — the label files do not say; this is the choice made here), prepared as the authors
+                 prepare PKU-MMD, by their NTU pipeline (AimCLR tools/pku_part1_gendata.py +
+                 feeder/preprocess_pku.py): the NTU recipe of `prepare ntu60` (skelssl.data.ntu_preprocess) on
+                 each instance, `aimclr` by default (coordinates relative to the spine joint 21, resampled to 50
+                 frames, the per-frame shoulder rotation), so that NTU -> PKU-MMD transfer sees the input the
+                 encoder learnt on; the recipe is recorded in meta.json (provenance.recipe), as NTU's is.
+                 recipe=None keeps the camera coordinates, zero-padded to the longest instance (at most 300
+                 frames) or resampled to `frames`. Classes: part I the 51 actions, part II its 41, in id
+                 order. Splits xsub / xview from the lists; sample names `<video>_<k>`.
   OUT/untrimmed  one sample per video (S, 3, T_max, 25, 2) with the extra array `frame_labels` (S, T_max)
-                 int16: 0 = no action, k = class k - 1 (class_names[k - 1]), -1 = padding. For segmentation.
+                 int16: 0 = no action, k = class k - 1 (class_names[k - 1]), -1 = padding. For segmentation:
+                 camera coordinates, every frame kept (a recipe's resampling would break the frame labels).
 After a complete download the trimmed counts are compared with the published ones (PUBLISHED_COUNTS) and the
 comparison is printed with the summary.
 """
@@ -38,6 +44,8 @@ from pathlib import Path
 import numpy as np
 
 from skelssl.data.geometry import resample_linear
+from skelssl.data.ntu import NtuSkeleton
+from skelssl.data.ntu_preprocess import NtuRecipe, preprocess_skeleton, recipe_from_preset
 from skelssl.data.prepared import (FLOAT32_MAX, SKIPPED_FILE, BadInputError, PreparedMeta, PreparedWriter,
                                    PrepareReport, check_prepared_out, prepared_owner_problem, provenance,
                                    read_numeric_rows, read_text_lines, remove_stale_staging, write_json_atomic)
@@ -173,8 +181,12 @@ def find_split_files(split_dir: Path, part: int) -> dict[str, Path]:
 
 def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | Path, part: int,
                    split_dir: str | Path | None = None, frames: int = 0, skip_bad: bool = False,
-                   progress: bool = True, workers: int = 0) -> list[PrepareReport]:
+                   progress: bool = True, workers: int = 0,
+                   recipe: NtuRecipe | str | None = "aimclr") -> list[PrepareReport]:
     """Write OUT/trimmed and OUT/untrimmed; returns their two reports. (Single process: the work is I/O.)
+
+    recipe: the NTU recipe of the trimmed instances (a preset name or an NtuRecipe; default "aimclr", the
+    authors' preparation); None keeps the camera coordinates (`frames`: resample to this many, 0: zero-pad).
 
     Both are written into a hidden staging folder beside OUT and moved to OUT only when both are complete: a
     failure leaves OUT as it was (absent, or the previous dataset). An OUT that is not an earlier prepared
@@ -182,6 +194,7 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
     """
 
     start_time = time.perf_counter()
+    recipe = recipe_from_preset(recipe) if isinstance(recipe, str) else recipe
     raw_dir, labels_dir, out_dir = Path(raw_dir), Path(labels_dir), Path(out_dir)
     for d, what in ((raw_dir, "skeleton"), (labels_dir, "label")):
         if not d.is_dir():
@@ -227,7 +240,10 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
     class_of = {action: k for k, action in enumerate(ACTION_IDS[part])}
     instances = [(v, k, inst) for v in videos for k, inst in enumerate(labels_by_video[v])]
     longest = max((e - s + 1 for _, _, (_, s, e, _) in instances), default=1)
-    t_trim = frames if frames > 0 else min(longest, MAX_INSTANCE_FRAMES)
+    if recipe is not None:
+        t_trim, bodies = recipe.out_frames, recipe.bodies
+    else:
+        t_trim, bodies = (frames if frames > 0 else min(longest, MAX_INSTANCE_FRAMES)), 2
     t_full = max(max(counts.values()), 1)
     remove_stale_staging(out_dir)
     stage = staging_dir(out_dir)
@@ -237,7 +253,7 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
     full_ok = np.zeros(len(videos), dtype=bool)
     full_len = np.zeros(len(videos), dtype=np.int64)
     try:
-        with PreparedWriter(trim_dir, (max(len(instances), 1), 3, t_trim, 25, 2)) as trim, \
+        with PreparedWriter(trim_dir, (max(len(instances), 1), 3, t_trim, 25, bodies)) as trim, \
                 PreparedWriter(full_dir, (len(videos), 3, t_full, 25, 2)) as full:
             frame_labels = full.add_array("frame_labels", (len(videos), t_full), np.int16)
             row = 0
@@ -257,6 +273,12 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
                 for action, s, e, _ in labels_by_video[video]:
                     frame_labels[vi, s:e + 1] = class_of[action] + 1
                     clip = seq[s:e + 1]
+                    if recipe is not None:
+                        prepared, length = preprocess_skeleton(_as_ntu_skeleton(clip, f"{video}_{row}"), recipe)
+                        trim.data[row] = prepared
+                        trim_ok[row], trim_len[row] = True, length
+                        row += 1
+                        continue
                     if frames > 0:
                         clip, length = resample_linear(clip, frames), frames
                     else:
@@ -278,14 +300,16 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
             full_splits, _ = _splits(vids, splits_lists)
             prov = provenance("prepare pkummd", part=part, raw_dir=str(raw_dir.resolve()),
                               labels_dir=str(labels_dir.resolve()), split_dir=str(split_dir) if split_dir else None,
-                              frames=frames, frame_indexing="0-based, end included", skipped=len(skipped),
+                              frames=recipe.out_frames if recipe is not None else frames,
+                              frame_indexing="0-based, end included", skipped=len(skipped),
                               action_ids=list(ACTION_IDS[part]), videos_in_no_split_list=unlisted)
             trim_meta = PreparedMeta(
                 dataset=f"pku-mmd{part}", layout=NTU25, class_names=names,
                 labels=np.array([class_of[instances[i][2][0]] for i in kept_inst], dtype=np.int64),
                 lengths=trim_len[kept_inst],
                 sample_names=[f"{instances[i][0]}_{instances[i][1]}" for i in kept_inst], splits=trim_splits,
-                provenance={**prov, "confidence": [instances[i][2][3] for i in kept_inst]})
+                provenance={**prov, "confidence": [instances[i][2][3] for i in kept_inst],
+                            **({"recipe": recipe.to_dict()} if recipe is not None else {})})
             write_json_atomic(trim.tmp_dir / SKIPPED_FILE, skipped)
             trim.finalize(trim_meta, keep_rows=kept_inst)
             full_labels = []
@@ -313,6 +337,15 @@ def prepare_pkummd(raw_dir: str | Path, labels_dir: str | Path, out_dir: str | P
         reports.append(PrepareReport(str(path), n, counts_out, skipped, seconds,
                                      notes=notes if path.name == "trimmed" else [], note_label="check: "))
     return reports
+
+
+def _as_ntu_skeleton(clip: np.ndarray, name: str) -> NtuSkeleton:
+    """A PKU-MMD instance (T, 2, 25, 3) as a parsed NTU file: the same joints (Kinect v2), the two person slots
+    as the file's bodies (a slot all zero in a frame is no body there)."""
+    present = np.abs(clip).sum(axis=(2, 3)) > 0
+    ids = np.where(present, np.arange(clip.shape[1])[None, :], -1).astype(np.int64)
+    return NtuSkeleton(name=name, joints=np.ascontiguousarray(clip, dtype=np.float32), body_ids=ids,
+                       bodies_per_frame=present.sum(axis=1).astype(np.int64))
 
 
 def published_count_notes(part: int, lists: dict[str, tuple[set[str], set[str]]], videos: list[str],

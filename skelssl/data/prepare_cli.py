@@ -14,7 +14,7 @@ from skelssl.data.formats import convert
 from skelssl.data.msr import prepare_msr_action3d
 from skelssl.data.normalize import OFF, NormalizeOptions, steps_with
 from skelssl.data.ntu_prepare import prepare_ntu
-from skelssl.data.ntu_preprocess import recipe_from_preset
+from skelssl.data.ntu_preprocess import NtuRecipe, recipe_from_preset
 from skelssl.data.pkummd import prepare_pkummd
 from skelssl.data.synthetic import prepare_synthetic
 from skelssl.data.synthetic_untrimmed import prepare_synthetic_untrimmed
@@ -49,27 +49,28 @@ def _bool_option(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"'{text}' is not a yes/no value")
 
 
+def _recipe(args: argparse.Namespace) -> NtuRecipe:
+    return recipe_from_preset(args.preset, read_bodies=args.read_bodies, bodies=args.bodies,
+                              body_order=args.body_order, denoise=args.denoise, max_frames=args.max_frames,
+                              fill_null=args.fill_null, center_joint=args.center_joint,
+                              center_mode=args.center_mode, center_trajectory=args.center_trajectory,
+                              frames=args.frames, align=args.align)
+
+
 def _run_ntu(args: argparse.Namespace) -> int:
-    recipe = recipe_from_preset(args.preset, read_bodies=args.read_bodies, bodies=args.bodies,
-                                body_order=args.body_order, denoise=args.denoise, max_frames=args.max_frames,
-                                fill_null=args.fill_null, center_joint=args.center_joint,
-                                center_mode=args.center_mode, center_trajectory=args.center_trajectory,
-                                frames=args.frames, align=args.align)
-    report = prepare_ntu(args.raw, args.out, args.dataset, recipe, exclude_list=args.exclude_list,
+    report = prepare_ntu(args.raw, args.out, args.dataset, _recipe(args), exclude_list=args.exclude_list,
                          skip_bad=args.skip_bad, workers=args.workers, progress=not args.no_progress)
     return _finish(report)
 
 
-def _add_ntu(sub: argparse._SubParsersAction, dataset: str) -> None:
-    p = sub.add_parser(dataset, help=f"NTU RGB+D {dataset[3:]} from the raw .skeleton files",
-                       description="Presets: aimclr (CrosSCLR/AimCLR/ActCLR: first 2 bodies, centre joint 21 "
-                                   "per frame, resample to 50, per-frame shoulder alignment) and agcn "
-                                   "(2s-AGCN/HiCo/CMD: 2 most active of 4 bodies, null frames filled, centre "
-                                   "joint 2, one rotation from the first frame, 300 frames). Any option "
-                                   "below overrides the preset's value.")
-    p.add_argument("--raw", required=True, help="directory holding the .skeleton files (searched recursively)")
-    p.add_argument("--exclude-list", help="official list of samples with missing skeletons to skip")
-    p.add_argument("--preset", default="aimclr", choices=["aimclr", "agcn"])
+PRESETS_HELP = ("Presets: aimclr (CrosSCLR/AimCLR/ActCLR: first 2 bodies, centre joint 21 per frame, resample to 50, "
+                "per-frame shoulder alignment) and agcn (2s-AGCN/HiCo/CMD: 2 most active of 4 bodies, null frames "
+                "filled, centre joint 2, one rotation from the first frame, 300 frames). Any option below overrides "
+                "the preset's value.")
+
+
+def _add_recipe_options(p: argparse.ArgumentParser, presets: list[str]) -> None:
+    p.add_argument("--preset", default="aimclr", choices=presets)
     p.add_argument("--read-bodies", type=int, help="bodies read per frame (aimclr 2, agcn 4)")
     p.add_argument("--bodies", type=int, help="bodies kept (2)")
     p.add_argument("--body-order", choices=["file", "motion"], help="keep the first bodies or the most active")
@@ -86,6 +87,14 @@ def _add_ntu(sub: argparse._SubParsersAction, dataset: str) -> None:
     p.add_argument("--frames", type=int, help="resample the valid frames to this many, 0 = no (aimclr 50)")
     p.add_argument("--align", choices=["none", "shoulders_per_frame", "first_frame"],
                    help="view alignment (aimclr shoulders_per_frame, agcn first_frame)")
+
+
+def _add_ntu(sub: argparse._SubParsersAction, dataset: str) -> None:
+    p = sub.add_parser(dataset, help=f"NTU RGB+D {dataset[3:]} from the raw .skeleton files",
+                       description=PRESETS_HELP)
+    p.add_argument("--raw", required=True, help="directory holding the .skeleton files (searched recursively)")
+    p.add_argument("--exclude-list", help="official list of samples with missing skeletons to skip")
+    _add_recipe_options(p, ["aimclr", "agcn"])
     _common(p)
     p.set_defaults(func=_run_ntu, dataset=dataset)
 
@@ -159,9 +168,14 @@ def _add_custom(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_pkummd(args: argparse.Namespace) -> int:
+    raw = args.preset == "raw"
+    if raw and any(getattr(args, k) is not None for k in ("read_bodies", "bodies", "body_order", "denoise",
+                                                           "max_frames", "fill_null", "center_joint", "center_mode",
+                                                           "center_trajectory", "align")):
+        raise UserError("--preset raw keeps the camera coordinates: only --frames applies to it")
     reports = prepare_pkummd(args.raw, args.labels, args.out, part=args.part, split_dir=args.splits,
-                             frames=args.frames, skip_bad=args.skip_bad, progress=not args.no_progress,
-                             workers=args.workers)
+                             frames=int(args.frames or 0), skip_bad=args.skip_bad, progress=not args.no_progress,
+                             workers=args.workers, recipe=None if raw else _recipe(args))
     for report in reports:
         _finish(report)
     return 0
@@ -221,14 +235,16 @@ def add_prepare_parser(subparsers: argparse._SubParsersAction) -> None:
 
     _add_custom(sub)
 
-    p = sub.add_parser("pkummd", help="PKU-MMD part I or II: trimmed instances + untrimmed sequences")
+    p = sub.add_parser("pkummd", help="PKU-MMD part I or II: trimmed instances + untrimmed sequences",
+                       description="The trimmed instances go through the NTU recipe, as the authors prepare "
+                                   "PKU-MMD (their NTU pipeline). " + PRESETS_HELP + " raw: the camera "
+                                   "coordinates, zero-padded to the longest instance (or resampled to "
+                                   "--frames). The untrimmed sequences keep the camera coordinates.")
     p.add_argument("--raw", required=True, help="directory of skeleton .txt files (150 floats a line)")
     p.add_argument("--labels", required=True, help="directory of label .txt files (class,start,end,confidence)")
     p.add_argument("--part", type=int, choices=[1, 2], required=True)
     p.add_argument("--splits", help="directory with the official split lists (see docs/data.md)")
-    p.add_argument("--frames", type=int, default=0,
-                   help="resample trimmed instances to this many frames (0: keep, zero-pad to the longest "
-                        "up to 300)")
+    _add_recipe_options(p, ["aimclr", "agcn", "raw"])
     _common(p)
     p.set_defaults(func=_run_pkummd)
 

@@ -12,6 +12,7 @@ from skelssl.data.custom import prepare_custom
 from skelssl.data.normalize import OFF
 from skelssl.data.formats import convert_aimclr, convert_ctrgcn, convert_pyskl
 from skelssl.data.pkummd import prepare_pkummd, read_pku_labels
+from skelssl.cli import main as cli_main
 from skelssl.data.prepare_cli import main
 from skelssl.data.prepared import BadInputError, load_meta, open_data
 from skelssl.errors import UserError
@@ -39,7 +40,7 @@ def pku_dirs(tmp_path):
 def test_pkummd_trimmed_and_untrimmed(pku_dirs, tmp_path):
     raw, labels, split = pku_dirs
     trimmed, untrimmed = prepare_pkummd(raw, labels, tmp_path / "out", part=2, split_dir=split,
-                                        progress=False)
+                                        progress=False, recipe=None)  # camera coordinates, zero-padded
     text = PKU.read_text().splitlines()
     meta = load_meta(tmp_path / "out" / "trimmed")
     data = open_data(tmp_path / "out" / "trimmed")
@@ -152,3 +153,79 @@ def test_pyskl_pickle(tmp_path):
     assert meta.splits == {"xsub": {"train": [0], "test": [1]}} or (
         meta.splits["xsub"]["train"].tolist() == [0] and meta.splits["xsub"]["test"].tolist() == [1])
     assert meta.lengths.tolist() == [5, 7]
+
+
+def _static_pku_file(path: Path, frames: int = 40) -> np.ndarray:
+    """A PKU-MMD skeleton file of one person standing still, shoulders along x (no rotation to apply): joint j
+    at (j/10, 1 + j/20, 3 - j/50) metres; the second person absent (zeros). Returns the joints (25, 3)."""
+    joints = np.stack([np.arange(25) / 10, 1 + np.arange(25) / 20, 3 - np.arange(25) / 50], axis=1)
+    joints[8] = joints[4] + [0.4, 0.0, 0.0]  # right shoulder (9) - left shoulder (5): along +x, z = 0
+    line = " ".join(f"{v:.6f}" for v in np.concatenate([joints.reshape(-1), np.zeros(75)]))
+    path.write_text("\n".join([line] * frames) + "\n")
+    return joints
+
+
+def test_pkummd_is_prepared_with_the_ntu_aimclr_preset_by_default(tmp_path):
+    """By hand: relative to the spine joint 21 (index 20), resampled to 50 frames, nothing to rotate: every frame
+    holds joints - joints[20] for person 1 and zeros for the absent person 2; the recipe is recorded."""
+    raw, labels = tmp_path / "raw", tmp_path / "labels"
+    raw.mkdir(), labels.mkdir()
+    joints = _static_pku_file(raw / "0001-L.txt")
+    (labels / "0001-L.txt").write_text("5,3,22,1\n")  # a 20-frame instance
+    prepare_pkummd(raw, labels, tmp_path / "out", part=1, progress=False)
+    meta, data = load_meta(tmp_path / "out" / "trimmed"), open_data(tmp_path / "out" / "trimmed")
+    assert data.shape == (1, 3, 50, 25, 2) and meta.lengths.tolist() == [50]
+    expected = (joints - joints[20]).T  # (3, 25)
+    for frame in (0, 17, 49):
+        np.testing.assert_allclose(data[0, :, frame, :, 0], expected, atol=1e-5)
+    assert np.abs(data[0, ..., 1]).max() == 0
+    recipe = meta.provenance["recipe"]
+    assert (recipe["center_joint"], recipe["frames"], recipe["align"]) == (21, 50, "shoulders_per_frame")
+    untrimmed = open_data(tmp_path / "out" / "untrimmed")  # the segmentation input keeps camera coordinates
+    np.testing.assert_allclose(untrimmed[0, :, 0, :, 0], joints.T, atol=1e-5)
+
+
+def test_pkummd_preset_options_and_raw(tmp_path):
+    raw, labels = tmp_path / "raw", tmp_path / "labels"
+    raw.mkdir(), labels.mkdir()
+    joints = _static_pku_file(raw / "0001-L.txt")
+    (labels / "0001-L.txt").write_text("5,3,22,1\n")
+    assert main(["prepare", "pkummd", "--raw", str(raw), "--labels", str(labels), "--part", "1", "--out",
+                 str(tmp_path / "a"), "--center-joint", "2", "--frames", "30", "--no-progress"]) == 0
+    data = open_data(tmp_path / "a" / "trimmed")
+    assert data.shape[2] == 30
+    np.testing.assert_allclose(data[0, :, 5, :, 0], (joints - joints[1]).T, atol=1e-5)
+    assert main(["prepare", "pkummd", "--raw", str(raw), "--labels", str(labels), "--part", "1", "--out",
+                 str(tmp_path / "r"), "--preset", "raw", "--no-progress"]) == 0
+    data = open_data(tmp_path / "r" / "trimmed")
+    assert data.shape == (1, 3, 20, 25, 2)
+    np.testing.assert_allclose(data[0, :, 0, :, 0], joints.T, atol=1e-5)
+    assert "recipe" not in load_meta(tmp_path / "r" / "trimmed").provenance
+
+
+def test_the_real_pkummd_sample_prepared_as_ntu_is_centred_and_dense(tmp_path, capsys):
+    """The real sample with three hand-written instances: camera coordinates zero-padded to the longest hold
+    padding and un-centred skeletons (`info` warns); the aimclr preset gives 50 valid frames, centred."""
+    if not PKU.is_file():
+        pytest.skip(f"PKU-MMD sample not found at {PKU}")
+    raw, labels = tmp_path / "raw", tmp_path / "labels"
+    raw.mkdir(), labels.mkdir()
+    (raw / PKU.name).symlink_to(PKU)
+    (labels / PKU.name).write_text("3,10,59,1\n7,100,399,2\n12,500,619,1\n")
+    for preset in ("raw", "aimclr"):
+        assert main(["prepare", "pkummd", "--raw", str(raw), "--labels", str(labels), "--part", "1", "--out",
+                     str(tmp_path / f"out-{preset}"), "--preset", preset, "--no-progress"]) == 0
+    padded = load_meta(tmp_path / "out-raw" / "trimmed")
+    padding = 1 - padded.lengths.sum() / (len(padded.lengths) * open_data(tmp_path / "out-raw" / "trimmed").shape[2])
+    assert padding == pytest.approx(1 - (50 + 300 + 120) / 900)  # by hand: 430 of 900 frames are padding
+    data = open_data(tmp_path / "out-aimclr" / "trimmed")
+    assert load_meta(tmp_path / "out-aimclr" / "trimmed").lengths.tolist() == [50, 50, 50]
+    # the 50-frame instance is not resampled: its spine joint at frame 0 is the origin; the resampled ones start
+    # a fraction of a frame in (half-frame alignment), their spine joint within millimetres of it
+    assert np.abs(data[0, :, 0, 20, 0]).max() < 1e-6 and np.abs(data[:, :, 0, 20, 0]).max() < 0.02
+    capsys.readouterr()
+    cli_main(["info", str(tmp_path / "out-raw" / "trimmed")])
+    raw_info = capsys.readouterr().out
+    cli_main(["info", str(tmp_path / "out-aimclr" / "trimmed")])
+    prepared_info = capsys.readouterr().out
+    assert "centre" in raw_info.lower() and "centre" not in prepared_info.lower(), (raw_info, prepared_info)

@@ -183,7 +183,7 @@ def test_prepare_pkummd_is_all_or_nothing(case):
         out = root / "out"
         earlier = _earlier_output(out)  # what an earlier prepare wrote there: replaced only on success
         kind, value = outcome("pku-mmd prepare (whole dir)", lambda: prepare_pkummd(
-            root / "raw", root / "labels", out, part=part, split_dir=root / "split", progress=False),
+            root / "raw", root / "labels", out, part=part, split_dir=root / "split", progress=False, recipe=None),
             root / case["target"])  # a skeleton's error may name its label file: the same file name
         if expected is None or kind == "error":
             assert expected is None, f"{case['mutation']}: refused valid input: {value}"

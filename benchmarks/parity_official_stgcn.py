@@ -85,7 +85,9 @@ def compare(name: str, checkpoint: Path, Model: type, data: np.ndarray, labels: 
            "loss": abs(loss.item() - their_loss.item()),
            "top1_ours": 100 * (logits.argmax(1) == y).double().mean().item(),
            "top1_theirs": 100 * (their_logits.argmax(1) == y).double().mean().item(),
-           "argmax_agree": float((logits.argmax(1) == their_logits.argmax(1)).all().item())}
+           "argmax_agree": float((logits.argmax(1) == their_logits.argmax(1)).all().item()),
+           # the scale the float32 differences are rounding of
+           "scale_features": their_features.abs().max().item(), "scale_logits": their_logits.abs().max().item()}
     for theirs_name, ours_name in GRADIENTS:
         their_grad = their_params[theirs_name].grad.reshape(our_params[ours_name].grad.shape)
         out[f"grad {theirs_name}"] = (our_params[ours_name].grad - their_grad).abs().max().item()
@@ -115,7 +117,8 @@ def main() -> int:
             found = compare(name, checkpoint, Model, data, labels, args.work, dtype)
             print(f"\n{name} ({str(dtype).removeprefix('torch.')}, {len(rows)} samples): top-1 skelssl "
                   f"{found.pop('top1_ours'):.2f} %, authors {found.pop('top1_theirs'):.2f} %, argmax identical on "
-                  f"every sample: {bool(found.pop('argmax_agree'))}")
+                  f"every sample: {bool(found.pop('argmax_agree'))}; largest |feature| "
+                  f"{found.pop('scale_features'):.3g}, largest |logit| {found.pop('scale_logits'):.3g}")
             print(f"  {'max |difference|':<44} value")
             for key, value in found.items():
                 print(f"  {key:<44} {value:.3e}")

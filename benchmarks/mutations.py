@@ -88,8 +88,8 @@ MUTATIONS = [
       "        where = str(path)\n",
       ("tests/test_config_rules.py::test_a_yaml_syntax_error_names_file_line_and_column",),
       "a YAML syntax error named neither the line nor the column"),
-    M("evaluate-overrides-unchecked", "skelssl/evaluation/runner.py",
-      '        validate_config(cfg, [(f"the config saved in {path}", saved_dict), ("the command line", '
+    M("evaluate-overrides-unchecked", "skelssl/evaluation/loading.py",
+      '    validate_evaluation_config(cfg, [(f"the config saved in {path}", saved_dict), ("the command line", '
       'overrides or {})])\n',
       "", ("tests/evaluation/test_evaluate_refusals.py::test_k_below_one_is_refused_at_composition",),
       "eval.knn_k=[0] reported weighted_k0 = 50 %"),
@@ -101,7 +101,7 @@ MUTATIONS = [
       "    if False:  # JSON has no NaN",
       ("tests/evaluation/test_evaluate_refusals.py::test_a_nan_result_is_not_written_and_results_json_stays_json",),
       "results.json could hold NaN (not JSON)"),
-    M("coordinate-limit-off", "skelssl/data/prepared.py", "    return np.abs(values) <= COORDINATE_LIMIT\n",
+    M("coordinate-limit-off", "skelssl/data/values.py", "    return np.abs(values) <= COORDINATE_LIMIT\n",
       "    return np.isfinite(values)\n", ("tests/test_guards.py",),
       "coordinates of 1e30 trained to one feature for every sequence"),
     M("batchnorm-statistics-unchecked", "skelssl/methods/core/base.py",

@@ -2,17 +2,24 @@
 
     python benchmarks/mutations.py [--only NAME ...] [--list]
 
-Each entry replaces one snippet of a source file (it must occur exactly once), runs the tests named with it and
-restores the file, whatever happens. The entry is killed when those tests fail, and survives when they still
-pass: then the tests cannot tell the broken code from the right one, a defect to fix. Prints one line per entry
-and the count; exits 1 if any survived. Every bug fixed adds an entry.
+Each entry replaces one snippet of a source file (it must occur exactly once) in a scratch copy of the
+repository (its tracked files, with ../shared linked beside it), runs the tests named with it there and throws
+the copy away: the working tree is never touched, so the list can run while you work. The entry is killed when
+those tests fail, and survives when they still pass: then the tests cannot tell the broken code from the right
+one, a defect to fix. Entries live here and in benchmarks/mutation_lists/*.py (one module per area, each a list
+`ENTRIES` of dicts with this class's fields). Prints one line per entry and ends with
+`mutations: K of M killed`; exits 1 if any survived. Every bug fixed adds an entry.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,19 +193,44 @@ MUTATIONS = [
 ]
 
 
+def area_entries() -> list[Mutation]:
+    """The entries of benchmarks/mutation_lists/*.py, in file order."""
+    entries = []
+    for path in sorted((ROOT / "benchmarks" / "mutation_lists").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"mutation_list_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        entries += [Mutation(**{**entry, "tests": tuple(entry["tests"])}) for entry in module.ENTRIES]
+    return entries
+
+
+def scratch_copy(into: Path) -> Path:
+    """A copy of the repository's tracked files under `into`, with the shared data linked beside it."""
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    copy = into / ROOT.name
+    for name in filter(None, files):
+        source = ROOT / name
+        if source.is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, copy / name)
+    if (ROOT.parent / "shared").exists():
+        os.symlink(ROOT.parent / "shared", into / "shared")
+    return copy
+
+
 def run(mutation: Mutation) -> tuple[bool, float, str]:
     """(killed, seconds, what went wrong applying it)."""
-    path = ROOT / mutation.path
-    original = path.read_text()
+    original = (ROOT / mutation.path).read_text()
     if original.count(mutation.old) != 1:
         return False, 0.0, f"the snippet occurs {original.count(mutation.old)} times in {mutation.path}"
     started = time.perf_counter()
-    try:
-        path.write_text(original.replace(mutation.old, mutation.new))
+    with tempfile.TemporaryDirectory(prefix="skelssl-mutation-") as scratch:
+        copy = scratch_copy(Path(scratch))
+        (copy / mutation.path).write_text(original.replace(mutation.old, mutation.new))
+        env = {**os.environ, "PYTHONPATH": str(copy)}  # the copy's skelssl, also in the tests' subprocesses
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *mutation.tests],
-                              cwd=ROOT, capture_output=True, text=True, timeout=1200)
-    finally:
-        path.write_text(original)
+                              cwd=copy, env=env, capture_output=True, text=True, timeout=1200)
     return done.returncode != 0, time.perf_counter() - started, ""
 
 
@@ -207,7 +239,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=[], help="entry names (default: all)")
     parser.add_argument("--list", action="store_true", help="list the entries and exit")
     args = parser.parse_args()
-    chosen = [m for m in MUTATIONS if not args.only or m.name in args.only]
+    chosen = [m for m in MUTATIONS + area_entries() if not args.only or m.name in args.only]
     if args.list:
         for m in chosen:
             print(f"{m.name:40s} {m.path}: {m.why}")
@@ -218,7 +250,7 @@ def main() -> None:
         survived += not killed
         state = "killed  " if killed else "SURVIVED"
         print(f"{state} {m.name:40s} {seconds:6.1f} s  {problem or m.why}", flush=True)
-    print(f"\n{len(chosen) - survived} of {len(chosen)} mutations killed")
+    print(f"\nmutations: {len(chosen) - survived} of {len(chosen)} killed")
     sys.exit(1 if survived else 0)
 
 

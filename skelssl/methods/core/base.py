@@ -18,14 +18,19 @@ needed to resume exactly. A method subclass writes `training_loss` and, where it
   encoder without one when it is built;
 - a warm-up stage (`method.warmup` in a method's DEFAULTS, core/warmup.py): the first epochs of the run
   trained with another method's loss on the same networks.
-Auxiliary passes (actionlets, anchors, attacks) run through `models.passes.side_effect_free`.
+- `training_batches(purpose)` / `encode_all(encode, purpose)`: the one way to read the whole training set
+  (dataset order, trainer.batch_size, a progress bar) and to encode it in a side-effect-free pass; ActCLR's
+  anchor, ActCLR+'s prototypes and ProSL's codebook all read it here. `clean_view(x, lengths)` is how a
+  method sees a whole, unaugmented sequence (default: as stored).
+Auxiliary passes (actionlets, anchors, attacks) run through `models.passes.side_effect_free`; extra training
+inputs that must not enter the running statistics (mixed or masked views) through `models.passes.frozen_statistics`.
 """
 
 from __future__ import annotations
 
 import copy
 import random
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_warn
@@ -36,7 +41,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from skelssl.checkpoints import checkpoint_metadata
+from skelssl.console import Progress
 from skelssl.errors import NonFiniteError, UserError
+from skelssl.evaluation.features import load_batch
 from skelssl.methods.core.banks import MemoryQueue
 from skelssl.methods.core.momentum import update_momentum
 from skelssl.methods.core.plugins import PLUGINS, Plugin
@@ -44,6 +51,7 @@ from skelssl.methods.core.warmup import WarmupStage
 from skelssl.models import build_encoder
 from skelssl.models.finite import batchnorm_layers, batchnorm_statistics, first_nonfinite
 from skelssl.models.heads import Projector
+from skelssl.models.passes import side_effect_free
 from skelssl.models.stgcn import init_official_
 from skelssl.skeleton.layouts import Layout, get_layout
 from skelssl.transforms.pipelines import AugmentConfig, coordinate_channels, extreme_from_config, normal_from_config
@@ -146,6 +154,51 @@ class MoCoMethod(L.LightningModule):
     def backbone(self) -> nn.Module:
         """The encoder that downstream evaluation uses."""
         return self.encoder_q
+
+    # ----- the whole training set ---------------------------------------------------------------------------
+    def clean_view(self, x: Tensor, lengths: Tensor | None) -> Tensor:
+        """How the method sees a whole, unaugmented sequence (e.g. valid frames resampled); default: as stored."""
+        return x
+
+    def training_dataset(self, purpose: str) -> Any:
+        """The fit's training dataset (a SkeletonDataset); `purpose` names what needs it in the error raised
+        without one."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        dataset = getattr(datamodule, "train_dataset", None)
+        if dataset is None or getattr(dataset, "data", None) is None:
+            raise RuntimeError(f"{self.name} needs the training data (trainer.datamodule.train_dataset) to compute "
+                               f"{purpose}")
+        return dataset
+
+    def training_batches(self, purpose: str, data: Any = None, lengths: Any = None, rows: Any = None,
+                         batch_size: int | None = None, desc: str | None = None
+                         ) -> Iterator[tuple[np.ndarray, Tensor, Tensor | None]]:
+        """(rows, x (B, C, T, V, M) on the device, valid lengths (B,) or None) over the training set in dataset
+        order, `trainer.batch_size` at a time, with a progress bar. data/lengths: an explicit (N, C, T, V, M)
+        array (or memmap) and its lengths instead of the fit's training set; rows: only these of its rows."""
+        if data is None:
+            dataset = self.training_dataset(purpose)
+            data, lengths = dataset.array(), dataset.lengths
+        rows = np.arange(int(data.shape[0])) if rows is None else np.asarray(rows)
+        size = int(batch_size or self.cfg.trainer.batch_size)
+        with Progress(len(rows), desc or f"{self.name}: {purpose}", "sequences") as bar:
+            for start in range(0, len(rows), size):
+                index = rows[start:start + size]
+                x = load_batch(data, index, self.device)
+                valid = None if lengths is None else torch.as_tensor(np.asarray(lengths)[index], device=self.device)
+                yield index, x, valid
+                bar.update(len(index))
+
+    @torch.no_grad()
+    def encode_all(self, encode: Callable[[Tensor], Tensor], purpose: str, data: Any = None, lengths: Any = None,
+                   rows: Any = None, batch_size: int | None = None, desc: str | None = None) -> Tensor:
+        """encode(stream(clean_view(x))) of every training sequence (or of `rows`), (N, D) float32 in dataset
+        order, in one side-effect-free pass: no dropout, no BatchNorm running statistic moved, no gradient."""
+        chunks = []
+        with side_effect_free(self):
+            for _, x, valid in self.training_batches(purpose, data, lengths, rows, batch_size, desc):
+                chunks.append(encode(self.to_stream(self.clean_view(x, valid))).float())
+        return torch.cat(chunks)
 
     # ----- extension points ---------------------------------------------------------------------------------
     @property

@@ -2,7 +2,7 @@
 
 A leaf of the methods package: each method module registers its class with `@register_method`, and
 skelssl.methods imports every method module, so the registry is full once any method is imported. Modules inside
-the package (the warm-up stage, which builds a guest method) look methods up here without importing them all.
+the package (the warm-up stage, which takes another method's stage loss) look methods up here without importing them all.
 """
 
 from __future__ import annotations

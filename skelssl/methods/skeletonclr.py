@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, ClassVar
 
+from omegaconf import DictConfig
 from torch import Tensor
 
-from skelssl.methods.core.base import MoCoMethod
+from skelssl.methods.core.base import MoCoMethod, StageLoss
 from skelssl.methods.core.losses import info_nce_loss
 from skelssl.methods.registry import register_method
 from skelssl.settings import integer, number
+
+__all__ = ["SkeletonCLR", "skeletonclr_loss"]
 
 
 @register_method
@@ -29,14 +33,24 @@ class SkeletonCLR(MoCoMethod):
     }
 
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
-        x = batch["x"]
-        query_view = self.to_stream(self.augment_normal(x))
-        key_view = self.to_stream(self.augment_normal(x))
-        h, z_query = self.encode_query(query_view)
-        self.watch(backbone=h, projector=z_query)
-        z_key = self.encode_key(key_view)
-        self.expose(query=z_query, key=z_key)
-        bank, keep = self.negatives(z_query, z_key)
-        loss = info_nce_loss(z_query, z_key, bank, self.cfg.method.temperature, keep)  # eq. 1
-        self.enqueue(z_key)
-        return loss, {"info_nce": loss.detach()}
+        return skeletonclr_loss(self, batch, self.cfg.method)
+
+    @classmethod
+    def stage_loss(cls, section: DictConfig) -> StageLoss:
+        return partial(skeletonclr_loss, section=section)
+
+
+def skeletonclr_loss(method: MoCoMethod, batch: dict[str, Tensor], section: DictConfig
+                     ) -> tuple[Tensor, dict[str, Any]]:
+    """SkeletonCLR's loss on `method`'s networks, queue and generator, with `section` as its method.* keys."""
+    x = batch["x"]
+    query_view = method.to_stream(method.augment_normal(x))
+    key_view = method.to_stream(method.augment_normal(x))
+    h, z_query = method.encode_query(query_view)
+    method.watch(backbone=h, projector=z_query)
+    z_key = method.encode_key(key_view)
+    method.expose(query=z_query, key=z_key)
+    bank, keep = method.negatives(z_query, z_key)
+    loss = info_nce_loss(z_query, z_key, bank, section.temperature, keep)  # eq. 1
+    method.enqueue(z_key)
+    return loss, {"info_nce": loss.detach()}

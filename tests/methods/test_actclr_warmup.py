@@ -92,7 +92,7 @@ class WithOwnHead(SkeletonCLR):
 def test_warmup_methods_with_state_of_their_own_are_refused():
     METHODS[WithOwnHead.name] = WithOwnHead
     try:
-        with pytest.raises(UserError, match="cannot be a warm-up stage.*head.weight"):
+        with pytest.raises(UserError, match="'with_own_head' cannot be a warm-up stage"):
             ActCLR(tiny_config(ActCLR, warmup={"method": "with_own_head", "epochs": 1}), "ntu25")
     finally:
         del METHODS[WithOwnHead.name]
@@ -102,8 +102,14 @@ def test_warmup_methods_with_state_of_their_own_are_refused():
         ActCLR(tiny_config(ActCLR, warmup={"method": "skeletonclr", "epochs": 1,
                                            "overrides": {"temprature": 0.1}}), "ntu25")
     # AimCLR (the official code's start) is a valid warm-up: its state is the shared networks and queue
+    with pytest.raises(UserError, match=r"method.warmup.overrides.temperature' = -1"):
+        ActCLR(tiny_config(ActCLR, warmup={"method": "skeletonclr", "epochs": 1,
+                                           "overrides": {"temperature": -1}}), "ntu25")
+    # AimCLR (the official code's start) is a valid warm-up: no second model, the run's state is all there is
     aim = ActCLR(tiny_config(ActCLR, warmup={"method": "aimclr", "epochs": 1}), "ntu25")
-    assert aim.warmup.guest.encoder_q is aim.encoder_q and aim.warmup.guest.queue is aim.queue
+    alone = ActCLR(tiny_config(ActCLR, warmup={"method": "aimclr", "epochs": 0}), "ntu25")
+    assert alone.warmup is None and set(aim.state_dict()) == set(alone.state_dict())
+    assert aim.warmup.section.temperature == 0.07 and aim.warmup.section.queue_size == aim.cfg.method.queue_size
     assert plain(get_method("actclr").DEFAULTS)["warmup"]["epochs"] == 0  # off unless a config turns it on
     shipped = load_config(None, [], method="actclr", dataset="synthetic-xsub")
     assert (shipped.method.warmup.method, shipped.method.warmup.epochs, shipped.trainer.epochs) == \

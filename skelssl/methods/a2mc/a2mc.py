@@ -76,11 +76,14 @@ class A2MC(MoCoMethod):
         classes = m.attack_classes or self.train_data_info.get("num_classes") or 60
         self.head = nn.Linear(self.encoder_q.feature_dim, int(classes))
         self.head.requires_grad_(m.head_training == "infomax")
-        # M0 replaces the FIFO queue under the same name, so `negatives()` and plug-ins see it.
-        bank_gen = torch.Generator().manual_seed(int(self.cfg.trainer.seed))
-        self.queue = AdversarialBank(int(m.queue_size), int(m.feature_dim), generator=bank_gen,
-                                     momentum=float(m.bank_momentum), weight_decay=float(m.bank_weight_decay))
         self._pending_bank_grad: Tensor | None = None
+
+    def build_banks(self) -> dict[str, nn.Module]:
+        """M0, the gradient-updated bank (eq. 7), as the main bank `queue`, so `negatives()` and plug-ins see it."""
+        m = self.cfg.method
+        generator = torch.Generator().manual_seed(int(self.cfg.trainer.seed))
+        return {"queue": AdversarialBank(int(m.queue_size), int(m.feature_dim), generator=generator,
+                                         momentum=float(m.bank_momentum), weight_decay=float(m.bank_weight_decay))}
 
     def learnable_params(self) -> list[dict[str, Any]]:
         groups = super().learnable_params()

@@ -4,6 +4,8 @@ It owns what all MoCo-style methods share: the query encoder and projector, thei
 start), the memory queue, the seeded augmentation generator, optimizers and schedulers, and the checkpoint state
 needed to resume exactly. A method subclass writes `training_loss` and, where its paper needs more, extends:
 
+- `build_projector()` and `build_banks()`: the query projector (the key's is its copy) and the named memory
+  banks, called once while the method is built, so a method with other heads or banks builds only its own;
 - `momentum_pairs`: the (online, target) module pairs updated by momentum after each step;
 - `learnable_params()`: optimiser parameter groups, each may carry its own "lr" (e.g. a classifier head);
 - `register_bank(name, bank)` and `enqueue(keys, bank=name)`: named memory banks, each updated only after the
@@ -17,7 +19,7 @@ needed to resume exactly. A method subclass writes `training_loss` and, where it
 - `requires_dense_features`: a method that needs the (N, M, C, T', V) map says so, and is refused on an
   encoder without one when it is built;
 - a warm-up stage (`method.warmup` in a method's DEFAULTS, core/warmup.py): the first epochs of the run
-  trained with another method's loss on the same networks.
+  trained with another method's loss (its `stage_loss(section)`) on the same networks; no second model.
 - `training_batches(purpose)` / `encode_all(encode, purpose)`: the one way to read the whole training set
   (dataset order, trainer.batch_size, a progress bar) and to encode it in a side-effect-free pass; ActCLR's
   anchor, ActCLR+'s prototypes and ProSL's codebook all read it here. `clean_view(x, lengths)` is how a
@@ -58,7 +60,10 @@ from skelssl.transforms.pipelines import AugmentConfig, coordinate_channels, ext
 from skelssl.transforms.streams import to_stream
 from skelssl.transforms.tracking import ViewTracker
 
-__all__ = ["MoCoMethod"]
+__all__ = ["MoCoMethod", "StageLoss"]
+
+
+StageLoss = Callable[["MoCoMethod", dict[str, Tensor]], tuple[Tensor, dict[str, Any]]]
 
 
 class MoCoMethod(L.LightningModule):
@@ -91,19 +96,17 @@ class MoCoMethod(L.LightningModule):
             raise UserError(f"method '{self.name}' needs dense (T', V) feature maps, which encoder "
                             f"'{cfg.model.encoder}' does not give (it gives only a pooled feature); use a dense "
                             "encoder such as model.encoder=stgcn")
-        feat_dim = self.encoder_q.feature_dim
-        self.projector_q = Projector(feat_dim, feat_dim, m.feature_dim)
-        if cfg.model.init == "official":
-            init_official_(self.projector_q)
+        self.projector_q = self.build_projector()
         # The key encoder starts as an exact copy (the official code re-initialises after copying).
         self.encoder_k = copy.deepcopy(self.encoder_q)
         self.projector_k = copy.deepcopy(self.projector_q)
         for p in list(self.encoder_k.parameters()) + list(self.projector_k.parameters()):
             p.requires_grad_(False)
         self._bank_names: list[str] = []
-        queue_gen = torch.Generator().manual_seed(int(cfg.trainer.seed))
-        self.queue = self.register_bank("queue", MemoryQueue(int(m.queue_size), int(m.feature_dim),
-                                                             generator=queue_gen))
+        for name, bank in self.build_banks().items():
+            self.register_bank(name, bank)
+        if "queue" not in self._bank_names:
+            raise ValueError(f"{type(self).__name__}.build_banks() must return the main bank 'queue'")
         self.augment_cfg = AugmentConfig.from_dict(OmegaConf.to_container(cfg.augment, resolve=True))
         self.coordinates = coordinate_channels(self.train_data_info)  # 2 for (x, y, score) keypoints
         self.plugins = nn.ModuleDict(_build_plugins(cfg))
@@ -154,6 +157,21 @@ class MoCoMethod(L.LightningModule):
     def backbone(self) -> nn.Module:
         """The encoder that downstream evaluation uses."""
         return self.encoder_q
+
+    # ----- networks and banks (hooks, called once while the method is built) --------------------------------
+    def build_projector(self) -> nn.Module:
+        """The query projector g_q (the key's g_k is its copy): MLP feature -> feature -> method.feature_dim."""
+        dim = self.encoder_q.feature_dim
+        projector = Projector(dim, dim, int(self.cfg.method.feature_dim))
+        if self.cfg.model.init == "official":
+            init_official_(projector)
+        return projector
+
+    def build_banks(self) -> dict[str, nn.Module]:
+        """The named memory banks, "queue" (the one `negatives()` and plug-ins use by default) first."""
+        generator = torch.Generator().manual_seed(int(self.cfg.trainer.seed))
+        m = self.cfg.method
+        return {"queue": MemoryQueue(int(m.queue_size), int(m.feature_dim), generator=generator)}
 
     # ----- the whole training set ---------------------------------------------------------------------------
     def clean_view(self, x: Tensor, lengths: Tensor | None) -> Tensor:
@@ -260,6 +278,13 @@ class MoCoMethod(L.LightningModule):
     # ----- training -----------------------------------------------------------------------------------------
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
         raise NotImplementedError
+
+    @classmethod
+    def stage_loss(cls, section: DictConfig) -> "StageLoss":
+        """This method's loss as a picklable function of (run, batch), computed on the run's networks with
+        `section` as its method.* keys: what a warm-up stage trains with (core/warmup.py). Only a method whose
+        whole state is the shared networks and queue defines it (and each subclass must define its own)."""
+        raise NotImplementedError(f"method '{cls.name}' has no stage loss")
 
     def on_fit_start_hook(self) -> None:
         """Set-up work before the first step (e.g. a statistic over the training set)."""

@@ -5,77 +5,66 @@ official code starts ActCLR from AimCLR's weights; ActCLR+ extends ActCLR. Run a
 chain of checkpoints (`model.init_from`); as a stage it is one command, one checkpoint, one resume.
 
 A method whose `DEFAULTS` hold `"warmup": {"method": NAME, "epochs": E, "overrides": {}}` trains its first E
-epochs (0-based epochs 0..E-1) with the loss of method NAME. The warm-up method (the *guest*) is built once
-from the run's config with its own `method.*` defaults (e.g. SkeletonCLR's τ 0.07), the run's queue size,
-momentum and feature size, and `warmup.overrides`; then its networks are replaced by the run's own: the
-query and key encoders and projectors, the memory queue, the plug-ins and the augmentation generator are the
-run's objects. The guest's loss therefore trains the run's networks, fills the run's queue, draws from the
-run's generator, and everything the guest touched is saved in, and resumed from, the run's checkpoint. The
-run's optimiser, learning-rate schedule and momentum update apply throughout.
+epochs (0-based epochs 0..E-1) with the loss of method NAME. No second model is built: method NAME gives its
+loss as a function of the run and a batch (`MoCoMethod.stage_loss(section)`), computed on the run's own networks,
+queue, plug-ins and augmentation generator, with its own `method.*` keys (`section`: its DEFAULTS, e.g.
+SkeletonCLR's τ 0.07, then the run's queue size, momentum and feature size, then `warmup.overrides`, each
+checked against the method's rules). So everything the warm-up touches is the run's, saved in and resumed from
+the run's checkpoint; the run's optimiser, learning-rate schedule and momentum update apply throughout.
 
-Only guests whose whole state is those shared objects are accepted (SkeletonCLR, AimCLR); a guest with state
-of its own (a head, an anchor) is refused at build time, since that state would not be checkpointed.
-`warmup.epochs=0` switches the stage off.
+Only methods that declare their own `stage_loss` can be a stage (SkeletonCLR, AimCLR): their whole state is
+the shared networks and queue. Any other (a head or an anchor of its own, which the run would not train or
+save) is refused when the run is built. `warmup.epochs=0` switches the stage off.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from skelssl.errors import UserError
-from skelssl.methods.registry import build_method, get_method
-from skelssl.settings import plain
+from skelssl.methods.registry import get_method
+from skelssl.settings import first_problem, plain, rules
 
 if TYPE_CHECKING:
     from skelssl.methods.core.base import MoCoMethod
 
-__all__ = ["WarmupStage", "SHARED_MODULES"]
+__all__ = ["WarmupStage", "INHERITED_KEYS"]
 
-# The run's objects the guest works on (its own copies are dropped).
-SHARED_MODULES = ("encoder_q", "encoder_k", "projector_q", "projector_k", "queue", "plugins")
-# Host keys the guest inherits: the networks and the queue it shares must have the run's shapes and update.
+# Host keys the warm-up inherits: the networks and the queue it shares must have the run's shapes and update.
 INHERITED_KEYS = ("queue_size", "momentum", "feature_dim")
 
-
 class WarmupStage:
-    """The warm-up of `host`: `active(epoch)` says whether `epoch` belongs to it, `training_loss(batch)` is
-    the guest method's loss computed on the host's networks (module docstring)."""
+    """The warm-up of `host`: `active(epoch)` says whether `epoch` belongs to it, `training_loss(host, batch)`
+    is the warm-up method's loss computed on the host's networks (module docstring)."""
 
     def __init__(self, host: "MoCoMethod", method: str, epochs: int, overrides: dict[str, Any] | None = None):
         self.epochs = int(epochs)
         if self.epochs < 0:
             raise UserError(f"method.warmup.epochs must be >= 0, got {epochs}")
-        guest_cls = get_method(method)
-        if guest_cls.name == host.name:
+        stage_cls = get_method(method)
+        if stage_cls.name == host.name:
             raise UserError(f"method.warmup.method is '{method}', the run's own method: warm up with another "
                             "(e.g. skeletonclr, the paper's MoCo v2, or aimclr, the official code's start)")
+        if "stage_loss" not in vars(stage_cls):  # inherited: a subclass's own state would be left out
+            raise UserError(f"method '{method}' cannot be a warm-up stage: only a method whose whole state is the "
+                            "run's networks and queue gives its loss as a stage (skeletonclr, aimclr)")
         overrides = dict(overrides or {})
-        unknown = sorted(set(overrides) - set(guest_cls.DEFAULTS))
+        unknown = sorted(set(overrides) - set(stage_cls.DEFAULTS))
         if unknown:
             raise UserError(f"method.warmup.overrides: {unknown} are not keys of method '{method}'; its keys: "
-                            f"{', '.join(sorted(guest_cls.DEFAULTS))}")
-        cfg = OmegaConf.create(OmegaConf.to_container(host.cfg, resolve=True))
-        section = {**plain(guest_cls.DEFAULTS), **{k: host.cfg.method[k] for k in INHERITED_KEYS}, **overrides}
-        cfg.method = OmegaConf.create({**section, "name": guest_cls.name})
-        cfg.plugins = {}  # the guest uses the run's plug-ins
-        cfg.model.init_from = None
-        # Building the guest draws its own (discarded) initial weights: keep the run's random stream as it was.
-        with torch.random.fork_rng(devices=[]):
-            guest = build_method(cfg, host.layout, host.train_data_info)
-        for name in SHARED_MODULES:
-            setattr(guest, name, getattr(host, name))
-        own = [key for key in guest.state_dict() if key.split(".", 1)[0] not in SHARED_MODULES]
-        if own:
-            raise UserError(f"method '{method}' cannot be a warm-up stage: it has state of its own ({own[0]}, "
-                            f"{len(own)} tensors) that the run's checkpoint would not hold; use skeletonclr "
-                            "or aimclr")
-        # Not an attribute nn.Module registers: the guest's modules are the host's, saved once, under their names.
-        self._guest = [guest]
-        self.method = guest_cls.name
+                            f"{', '.join(sorted(stage_cls.DEFAULTS))}")
+        wrong = first_problem(((f"method.warmup.overrides.{k}", v) for k, v in overrides.items()),
+                              rules(stage_cls.DEFAULTS, "method.warmup.overrides."))
+        if wrong is not None:
+            raise UserError(wrong)
+        inherited = {key: host.cfg.method[key] for key in INHERITED_KEYS}
+        self.section: DictConfig = OmegaConf.create({**plain(stage_cls.DEFAULTS), **inherited, **overrides,
+                                                     "name": stage_cls.name})
+        self._loss = stage_cls.stage_loss(self.section)  # a picklable function of (run, batch)
+        self.method = stage_cls.name
 
     @classmethod
     def from_config(cls, host: "MoCoMethod") -> "WarmupStage | None":
@@ -88,20 +77,10 @@ class WarmupStage:
             overrides = OmegaConf.to_container(overrides, resolve=True)
         return cls(host, str(section.method), int(section.epochs), overrides)
 
-    @property
-    def guest(self) -> "MoCoMethod":
-        return self._guest[0]
-
     def active(self, epoch: int) -> bool:
         return epoch < self.epochs
 
     def training_loss(self, host: "MoCoMethod", batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
-        """The guest's loss on the host's networks; what it watches, exposes and enqueues lands in the host."""
-        guest = self.guest
-        if guest.device != host.device:
-            guest.to(host.device)  # its modules are the host's, already there: this moves only its bookkeeping
-        guest._trainer = host._trainer  # the guest's current_epoch is the run's (AimCLR's NNM switch reads it)
-        guest._generator = host.generator
-        guest.watched, guest.exposed, guest._pending_keys = host.watched, host.exposed, host._pending_keys
-        loss, logs = guest.training_loss(batch)
+        """The warm-up method's loss on the host's networks; what it watches, exposes and enqueues is the host's."""
+        loss, logs = self._loss(host, batch)
         return loss, {f"warmup/{key}": value for key, value in logs.items()}

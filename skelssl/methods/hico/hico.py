@@ -85,23 +85,32 @@ class HiCo(MoCoMethod):
 
     def __init__(self, cfg, layout=None, train_data_info=None):
         super().__init__(cfg, layout, train_data_info)
+        e = self.encoder_q
+        self.heads_q = HiCoProjectors(e.hidden_size, e.granularities, int(self.cfg.method.feature_dim))
+        if self.cfg.model.init == "official":
+            xavier_init_(self.heads_q)
+        self.heads_k = copy.deepcopy(self.heads_q)
+        self.heads_k.requires_grad_(False)
+
+    def build_projector(self) -> nn.Module:
+        """The instance projector vi (2·G·H) -> H -> 128."""
         if not isinstance(self.encoder_q, HiCoEncoder):
             raise UserError(f"method 'hico' needs its hierarchical encoder (model.encoder=hico), "
                             f"got '{self.cfg.model.encoder}'")
-        m, e = self.cfg.method, self.encoder_q
-        dim, size = int(m.feature_dim), int(m.queue_size)
-        self.projector_q = Projector(e.feature_dim, e.hidden_size, dim)  # the instance projector
-        self.heads_q = HiCoProjectors(e.hidden_size, e.granularities, dim)
+        e = self.encoder_q
+        projector = Projector(e.feature_dim, e.hidden_size, int(self.cfg.method.feature_dim))
         if self.cfg.model.init == "official":
-            xavier_init_(self.projector_q)
-            xavier_init_(self.heads_q)
-        self.projector_k = copy.deepcopy(self.projector_q)
-        self.heads_k = copy.deepcopy(self.heads_q)
-        for p in list(self.projector_k.parameters()) + list(self.heads_k.parameters()):
-            p.requires_grad_(False)
+            xavier_init_(projector)
+        return projector
+
+    def build_banks(self) -> dict[str, nn.Module]:
+        """The instance bank `queue`, then one bank per hierarchy level (G·K entries for clips and parts)."""
+        banks = super().build_banks()
+        dim, size, g = int(self.cfg.method.feature_dim), int(self.cfg.method.queue_size), self.encoder_q.granularities
         gen = torch.Generator().manual_seed(int(self.cfg.trainer.seed) + 1)
-        for name, entries in zip(HIERARCHY_BANKS, (e.granularities * size, e.granularities * size, size, size)):
-            self.register_bank(name, MemoryQueue(entries, dim, generator=gen))
+        for name, entries in zip(HIERARCHY_BANKS, (g * size, g * size, size, size)):
+            banks[name] = MemoryQueue(entries, dim, generator=gen)
+        return banks
 
     @property
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:

@@ -1,8 +1,10 @@
 """ActCLR+'s non-actionlet transformations T_non (ActCLR+ §IV-B, eqs. 40-43) on skeleton batches (N, C, T, V, M).
 
 - `joint_dropout` and `rescale`: the "dropout, rescale" of T_non.
-- `adversarial_step`: one FGSM step (eq. 42) on a given gradient, N = −ε·sgn(∇_N I_triplet) from N = 0, then
-  Gaussian noise "to strengthen N" (the method computes the gradient through its offline encoder).
+- `adversarial_step`: one FGSM step (eq. 42) on each of "the three matrices" of the transformation
+  x' = M ⊙ (x R) + N (eq. 16: mask, shear, noise), P ← P − ε·sgn(∇_P I_triplet) from M = 1, R = I, N = 0, all
+  from the one input gradient (the chain rule gives the three), then Gaussian noise "to strengthen N" (the
+  method computes the gradient through its offline encoder).
 - `skeleton_mask`: eq. 43, x ⊙ M + d ⊙ (1 − M), whole body parts hidden, padded by zeros, Gaussian noise, or
   another sequence of the batch.
 
@@ -29,7 +31,8 @@ from skelssl.skeleton.layouts import Layout, get_layout
 from skelssl.transforms.mixing import partner_index
 from skelssl.transforms.spatial import check_batch, sample_selection
 
-__all__ = ["joint_dropout", "rescale", "adversarial_step", "limb_mask", "skeleton_mask", "PADDINGS"]
+__all__ = ["joint_dropout", "rescale", "adversarial_step", "limb_mask", "skeleton_mask", "PADDINGS",
+           "ADVERSARIAL_MATRICES"]
 
 PADDINGS = ("zero", "noise", "sequence")
 
@@ -50,15 +53,40 @@ def rescale(x: Tensor, generator: torch.Generator, *, scale: Sequence[float] = (
     return x * s.view(-1, 1, 1, 1, 1)
 
 
+ADVERSARIAL_MATRICES = ("mask", "shear", "noise")
+
+
 def adversarial_step(x: Tensor, gradient: Tensor, generator: torch.Generator, *, epsilon: float = 0.03,
-                     noise_std: float = 0.03) -> Tensor:
-    """Eqs. 40 and 42: x + N with N = −ε·sgn(∇_N I) (one FGSM step from N = 0, so ∇_N I = ∇_x I at x), then
-    N(0, noise_std²) added to every coordinate. Positions whose gradient is 0 get no adversarial step."""
+                     noise_std: float = 0.03, matrices: Sequence[str] = ADVERSARIAL_MATRICES) -> Tensor:
+    """Eqs. 40-42 on the three matrices of eq. 16, x' = M ⊙ (x R) + N, from M = 1, R = I, N = 0: one FGSM step
+    P ← P − ε·sgn(∇_P I) on each matrix named in `matrices`, all from the one gradient ∇_x I = `gradient`
+    (at that point ∇_N I = ∇_x I; ∇_M I = Σ_c x_c ∇_{x_c} I per frame, joint and person;
+    ∇_R I = Σ_{t,v,m} x ⊗ ∇_x I per sample, C × C), then N(0, noise_std²) added to every coordinate ("to
+    strengthen N").
+
+    M is one factor per (frame, joint, person), as a mask hides positions; R is a shear: only its
+    off-diagonal entries are parameters (its diagonal stays 1). Where the gradient is 0, nothing moves but
+    the Gaussian noise.
+    """
     check_batch(x, "adversarial_step")
     if gradient.shape != x.shape:
         raise ValueError(f"adversarial_step: gradient {tuple(gradient.shape)} and x {tuple(x.shape)} differ")
+    unknown = sorted(set(matrices) - set(ADVERSARIAL_MATRICES))
+    if unknown:
+        raise ValueError(f"adversarial_step: unknown matrices {unknown}; known: {', '.join(ADVERSARIAL_MATRICES)}")
+    g = gradient.to(x.dtype)
+    out = x
+    if "shear" in matrices:  # R = I − ε·sgn(∇_R I) off the diagonal (eq. 42 on R)
+        grad_r = torch.einsum("nctvm,ndtvm->ncd", x, g)
+        off_diagonal = 1 - torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        r = torch.eye(x.shape[1], dtype=x.dtype, device=x.device) - epsilon * torch.sign(grad_r) * off_diagonal
+        out = torch.einsum("nctvm,ncd->ndtvm", out, r)
+    if "mask" in matrices:  # M = 1 − ε·sgn(∇_M I) (eq. 42 on M)
+        out = out * (1 - epsilon * torch.sign((x * g).sum(dim=1, keepdim=True)))
+    if "noise" in matrices:  # N = −ε·sgn(∇_N I) (eq. 42 on N)
+        out = out - epsilon * torch.sign(g)
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype) * noise_std
-    return x - epsilon * torch.sign(gradient).to(x.dtype) + noise
+    return out + noise
 
 
 def limb_mask(n: int, layout: Layout | str, generator: torch.Generator, device: torch.device | str, *,

@@ -137,17 +137,69 @@ def test_triplet_objective_hand_computed():
 
 
 # ----- adversarial noise (eqs. 40-42) ----------------------------------------------------------------------------
-def test_fgsm_step_sign_and_bound():
+def test_fgsm_noise_step_sign_and_bound():
     x = torch.randn(2, 3, 4, 25, 1, generator=gen(3))
     gradient = torch.randn(x.shape, generator=gen(4))
     gradient[0, :, 0] = 0.0  # no gradient: no step
-    out = adversarial_step(x, gradient, gen(5), epsilon=0.03, noise_std=0.0)
+    out = adversarial_step(x, gradient, gen(5), epsilon=0.03, noise_std=0.0, matrices=("noise",))
     step = out - x
     torch.testing.assert_close(step, -0.03 * torch.sign(gradient))  # N = −ε·sgn(∇I) (eq. 42)
     assert step.abs().max() <= 0.03 + 1e-7 and step[0, :, 0].abs().max() == 0
-    noisy = adversarial_step(x, gradient, gen(5), epsilon=0.03, noise_std=0.5)
+    noisy = adversarial_step(x, gradient, gen(5), epsilon=0.03, noise_std=0.5, matrices=("noise",))
     noise = noisy - out
     assert abs(noise.std().item() - 0.5) < 0.06 and abs(noise.mean().item()) < 0.06  # then Gaussian noise
+
+
+def _linear_objective_case() -> tuple[torch.Tensor, torch.Tensor]:
+    """x: C 2, T 1, V 2; joint 0 at (1, 2), joint 1 at (−1, 1). I(x') = x'[c0, joint 0] − x'[c1, joint 1],
+    so ∇_x I = w below, whatever x' is."""
+    x = torch.tensor([[1.0, -1.0], [2.0, 1.0]]).view(1, 2, 1, 2, 1)
+    w = torch.tensor([[1.0, 0.0], [0.0, -1.0]]).view(1, 2, 1, 2, 1)
+    return x, w
+
+
+def test_fgsm_steps_mask_shear_and_noise_by_hand():
+    """Eq. 42 on the three matrices of eq. 16, x' = M ⊙ (x R) + N, for the linear objective above, ε = 0.1:
+    ∇_N I = w -> N = −0.1 at (c0, j0), +0.1 at (c1, j1); ∇_M I = Σ_c x_c w_c = 1 (joint 0), −1 (joint 1) ->
+    M = 0.9, 1.1; ∇_R I = Σ_v x_c(v) w_d(v): R01 ∝ x_0(j1)·(−1) = 1, R10 ∝ x_1(j0)·1 = 2 -> R = [[1, −0.1],
+    [−0.1, 1]]. x R: joint 0 (1 − 0.2, 2 − 0.1) = (0.8, 1.9), joint 1 (−1 − 0.1, 0.1 + 1) = (−1.1, 1.1);
+    ⊙ M: (0.72, 1.71), (−1.21, 1.21); + N: (0.62, 1.71), (−1.21, 1.31). I falls from 0 to 0.62 − 1.31."""
+    x, w = _linear_objective_case()
+
+    def step(*matrices):
+        return adversarial_step(x, w, gen(), epsilon=0.1, noise_std=0.0, matrices=matrices).view(2, 2)
+
+    # rows: coordinate, columns: joint
+    torch.testing.assert_close(step("mask", "shear", "noise"), torch.tensor([[0.62, -1.21], [1.71, 1.31]]))
+    torch.testing.assert_close(step("shear"), torch.tensor([[0.8, -1.1], [1.9, 1.1]]))
+    torch.testing.assert_close(step("mask"), torch.tensor([[0.9, -1.1], [1.8, 1.1]]))
+    torch.testing.assert_close(step("noise"), torch.tensor([[0.9, -1.0], [2.0, 1.1]]))
+    torch.testing.assert_close(step(), x.view(2, 2))
+    value = lambda v: (v[0, 0] - v[1, 1]).item()  # noqa: E731
+    assert value(step("mask", "shear", "noise")) == pytest.approx(0.62 - 1.31)
+
+
+def test_fgsm_matrix_steps_follow_the_sign_of_autograds_gradient_on_each_matrix():
+    """An independent route: M ⊙ (x R) + N as torch parameters at M = 1, R = I, N = 0, a nonlinear objective,
+    autograd's gradient on each; the expected result is each matrix after its FGSM step (R's diagonal fixed)."""
+    x = torch.randn(3, 3, 5, 25, 2, generator=gen(12), dtype=torch.float64)
+    target = torch.randn(x.shape, generator=gen(13), dtype=torch.float64)
+    weight = torch.linspace(0.5, 2, 25, dtype=torch.float64).view(1, 1, 1, -1, 1)
+    objective = lambda v: ((v - target) ** 2 * weight).sum()  # noqa: E731
+    m = torch.ones(3, 1, 5, 25, 2, dtype=torch.float64, requires_grad=True)
+    r = torch.eye(3, dtype=torch.float64).repeat(3, 1, 1).requires_grad_(True)
+    n = torch.zeros_like(x, requires_grad=True)
+    transformed = m * torch.einsum("nctvm,ncd->ndtvm", x, r) + n
+    grad_m, grad_r, grad_n = torch.autograd.grad(objective(transformed), (m, r, n))
+    xg = x.clone().requires_grad_(True)
+    (grad_x,) = torch.autograd.grad(objective(xg), xg)
+    eps = 0.05
+    r_new = torch.eye(3, dtype=torch.float64) - eps * torch.sign(grad_r) * (1 - torch.eye(3, dtype=torch.float64))
+    sheared = torch.einsum("nctvm,ncd->ndtvm", x, r_new)
+    expected = (1 - eps * torch.sign(grad_m)) * sheared - eps * torch.sign(grad_n)
+    out = adversarial_step(x, grad_x, gen(), epsilon=eps, noise_std=0.0)
+    torch.testing.assert_close(out, expected)
+    assert objective(out) < objective(x)
 
 
 def test_the_methods_attack_lowers_the_triplet_objective_outside_the_actionlet():

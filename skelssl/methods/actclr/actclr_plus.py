@@ -22,10 +22,10 @@ from skelssl.methods.actclr.mats import mats_plus
 from skelssl.methods.actclr.prototypes import ActionPrototypes, cluster_prototypes, triplet_objective
 from skelssl.methods.actclr.sam import MaskedMotionDecoder, gumbel_topk_mask, masked_mse, motion_target
 from skelssl.methods.registry import register_method
-from skelssl.models.passes import side_effect_free
+from skelssl.models.passes import frozen_statistics, side_effect_free
 from skelssl.models.pooling import pool
-from skelssl.settings import choice, count_range, integer, number, numbers, probability
-from skelssl.transforms.masking import PADDINGS
+from skelssl.settings import choice, count_range, integer, number, numbers, probability, texts
+from skelssl.transforms.masking import ADVERSARIAL_MATRICES, PADDINGS
 from skelssl.transforms.mixing import skeleton_mix_with_mask
 from skelssl.transforms.tracking import ViewTracker, downsample_frames
 
@@ -54,16 +54,20 @@ class ActCLRPlus(ActCLR):
        the warm-up and every `prototype_every` epochs after it (each refresh's seconds and share of its
        epoch are logged: prototype_seconds, prototype_share); saved in the checkpoint.
     2. Views x_q, x_k (normal augmentations) and MATS on x_q (eqs. 40-44, mats.mats_plus): T_act = AimCLR's
-       eight extreme augmentations; T_non = dropout + rescale, adversarial noise (one FGSM step of size
-       `adversarial_epsilon` against eq. 36 through the offline encoder, eq. 42, then Gaussian noise) and the
-       skeleton mask (eq. 43, `mask_padding` zero | noise | sequence); eq. 44 combines them.
+       eight extreme augmentations; T_non = dropout + rescale, the adversarial transformation (one FGSM step of
+       size `adversarial_epsilon` against eq. 36 through the offline encoder on each of eq. 16's mask, shear
+       and noise matrices, eq. 42, `adversarial_matrices`; then Gaussian noise) and the skeleton mask (eq. 43,
+       `mask_padding` zero | noise | sequence); eq. 44 combines them.
     3. Intra-SD (eq. 45): z_q = g_q(GAP(f_q(x_trans))), z_k = g_k(GAP(f_k(x_k))), −P_k log P_q over the bank,
        τq 0.1, τk 0.04 (ActCLR's eq. 9 and its options `mining_*`).
     4. Inter-SD (eqs. 46-48, inter_sd.py): x_q mixed with a partner's x_q by CutMix, ResizeMix (body parts)
        or Mixup, one at random (1/3 each); target z̃_k = a/(a+b) z_k + b/(a+b) z'_k by actionlet shares.
     5. SAM³ (eqs. 49-50, sam.py): x_q with Gumbel-sampled actionlet tokens hidden, encoded by f_q, a light
-       decoder reconstructs the motion of the hidden tokens (`sam_target=motion`, the text) or the actionlet
-       map (`actionlet`, eq. 50 as printed) or both.
+       decoder reconstructs "both the skeleton data of actionlets and the actionlet regions" (§IV-C):
+       the motion of the hidden tokens and the actionlet map (`sam_target=both`); `motion` or `actionlet`
+       (eq. 50 as printed) alone. Inter-SD's and SAM³'s passes through f_q run in
+       passes.frozen_statistics: their BatchNorms normalise with the batch but only the MATS query moves
+       the running statistics the probes use.
     L = intra_sd_weight·L_KL + inter_sd_weight·L_MX + sam_weight·L_RC (weights 1: the paper gives none);
     the bank takes z_k. Every module has a switch: `intra_sd`, `inter_sd`, `sam` (Table IX) and `t_act`,
     `t_non`, `adversarial`, `skeleton_mask` (Table XI).
@@ -97,6 +101,8 @@ class ActCLRPlus(ActCLR):
         "rescale": numbers([0.8, 1.2], gt=0, length=2, ascending=True),
         "adversarial": True,
         "adversarial_epsilon": number(0.03, ge=0),  # ε of eq. 42
+        # the matrices of eq. 16 that eq. 42 steps ("the three matrices"): mask, shear, noise
+        "adversarial_matrices": texts(list(ADVERSARIAL_MATRICES), *ADVERSARIAL_MATRICES, min_length=1),
         "adversarial_noise_std": number(0.03, ge=0),
         "skeleton_mask": True,
         "mask_padding": choice("sequence", *PADDINGS),  # eq. 43's d: zero | noise | sequence
@@ -115,7 +121,7 @@ class ActCLRPlus(ActCLR):
         # SAM³ (eqs. 49-50)
         "sam": True,
         "sam_weight": number(1.0, ge=0),
-        "sam_target": choice("motion", *SAM_TARGETS),  # motion (the text) | actionlet (eq. 50 as printed) | both
+        "sam_target": choice("both", *SAM_TARGETS),  # both (§IV-C's text) | motion | actionlet (eq. 50 as printed)
         "sam_mask_ratio": number(0.5, gt=0, lt=1),
         "sam_temperature": number(0.25, gt=0),
         "sam_hidden": integer(64, ge=1),
@@ -192,8 +198,9 @@ class ActCLRPlus(ActCLR):
 
     # ----- step 2: MATS (eqs. 40-44) -----------------------------------------------------------------------------
     def attack_gradient(self, x_query: Tensor, actionlet: Tensor) -> Tensor:
-        """∇_N I_triplet (eq. 42) at N = 0 for the query x_query = A ⊙ X_act + (1 − A) ⊙ X_non: (1 − A) ⊙ ∇I,
-        through the offline encoder in a side-effect-free pass (its parameters get no gradient)."""
+        """∇_{X_non} I_triplet (eq. 42) for the query x_query = A ⊙ X_act + (1 − A) ⊙ X_non: (1 − A) ⊙ ∇I,
+        through the offline encoder in a side-effect-free pass (its parameters get no gradient); the gradients
+        of eq. 16's three matrices follow from it (transforms.masking.adversarial_step)."""
         x = x_query.detach().requires_grad_(True)
         objective = self.actionlet_objective(self.anchor_embedding)
         with side_effect_free(self.encoder_k, self.projector_k), torch.enable_grad():
@@ -208,7 +215,8 @@ class ActCLRPlus(ActCLR):
             x_query, actionlet_frames, self.generator, self.layout, extreme=self.augment_extreme, tracker=tracker,
             t_act=bool(m.t_act), t_non=bool(m.t_non), dropout_p=float(m.dropout_p), scale=list(m.rescale),
             attack=self.attack_gradient if m.adversarial else None, epsilon=float(m.adversarial_epsilon),
-            attack_noise_std=float(m.adversarial_noise_std), mask=bool(m.skeleton_mask),
+            attack_noise_std=float(m.adversarial_noise_std), attack_matrices=list(m.adversarial_matrices),
+            mask=bool(m.skeleton_mask),
             mask_padding=m.mask_padding, mask_p=float(m.mask_p), mask_parts=list(m.mask_parts))
         return x_trans
 
@@ -229,7 +237,8 @@ class ActCLRPlus(ActCLR):
                                      block_frames=int(m.mix_block_frames))  # eq. 46
         a, b = actionlet_shares(mix, actionlet)
         target = mixed_target(z_key, mix.partner, a, b)  # eq. 47
-        _, z_mixed = self.encode_query(self.to_stream(mix.mixed))
+        with frozen_statistics(self.encoder_q, self.projector_q):  # a side input: no running statistic moves
+            _, z_mixed = self.encode_query(self.to_stream(mix.mixed))
         return self.mining_loss(z_mixed, target), (a / (a + b).clamp_min(1e-12)).detach()
 
     def sam_loss(self, x_query: Tensor, scores: Tensor, actionlet: Tensor) -> Tensor:
@@ -243,7 +252,9 @@ class ActCLRPlus(ActCLR):
                                   float(m.sam_temperature), self.generator)  # (N, M, T', V)
         hidden_frames = upsample_to_frames(hidden.to(x.dtype), num_frames)  # (N, M, T, V)
         keep = (1 - hidden_frames).permute(0, 2, 3, 1).unsqueeze(1)  # (N, 1, T, V, M)
-        motion, actionlet_map = self.decoder(self.encoder_q.features(x * keep), num_frames)  # eq. 49
+        with frozen_statistics(self.encoder_q):  # a side input: no running statistic moves
+            dense = self.encoder_q.features(x * keep)  # eq. 49
+        motion, actionlet_map = self.decoder(dense, num_frames)
         present = (x.abs().amax(dim=(1, 2, 3)) > 0).to(x.dtype)  # (N, M): absent persons are left out
         loss = x.new_zeros(())
         if m.sam_target in ("motion", "both"):

@@ -8,8 +8,9 @@ import torch
 from torch import Tensor, nn
 from torch.profiler import record_function as section  # labels for benchmarks' profiles
 
-from skelssl.methods.a2mc.attack import (adam_first_step, information_maximization, present_mask, project_l2,
+from skelssl.methods.a2mc.attack import (BOUND_UNITS, attack_perturbation, information_maximization,
                                          rnn_backward_allowed, uniform_attack_loss)
+from skelssl.methods.a2mc.batching import joins_views, per_view_batch_norm
 from skelssl.methods.a2mc.mc_loss import mc_loss
 from skelssl.methods.a2mc.pnm import AdversarialBank
 from skelssl.methods.core.base import MoCoMethod
@@ -57,6 +58,7 @@ class A2MC(MoCoMethod):
         "feature_dim": integer(128, ge=1),
         "attack_lr": number(0.1, gt=0),  # ε of eq. 6
         "attack_bound": number(0.5, gt=0),  # η of eq. 6
+        "attack_bound_unit": choice("joint", *BOUND_UNITS),  # what η bounds: each joint's displacement
         "attack_classes": optional(integer(None, ge=2)),  # C of f_a
         "head_training": choice("infomax", "infomax", "frozen"),  # or "frozen"
         "head_lr": number(0.01, gt=0),
@@ -107,18 +109,29 @@ class A2MC(MoCoMethod):
         return apply_named(self.basic_view(x, lengths), self.generator, STRONG_EXTRA, self.layout, self.augment_cfg)
 
     def attack(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-        """x̂ = x + ρ (eqs. 5-6): one Adam step of learning rate ε on the input against the attack loss, ρ in
-        the l2 ball of radius η per sequence, zero where a person is absent. Side-effect free; draws nothing."""
+        """x̂ = x + ρ (eqs. 5-6, attack.py): one fresh Adam step of learning rate ε against the attack loss on the
+        valid frames resampled to 64, carried to every raw frame, each joint's displacement within η, zero
+        where a person is absent. Side-effect free; draws nothing."""
         m = self.cfg.method
-        with torch.enable_grad(), side_effect_free(self.encoder_q, self.head), rnn_backward_allowed(x.device):
-            x_in = x.detach().requires_grad_(True)
-            logits = self.head(self.encoder_q(self.to_stream(self.clean_view(x_in, lengths))))
-            loss = uniform_attack_loss(logits)  # eq. 5
-            (grad,) = torch.autograd.grad(loss, x_in)
-        rho = -adam_first_step(grad, float(m.attack_lr)) * present_mask(x)  # eq. 6: Φ = Adam, descending L_at
-        rho = project_l2(rho, float(m.attack_bound))
-        return (x + rho).detach(), {"attack_loss": loss.detach() / x.shape[0],
+
+        def class_loss(view: Tensor) -> Tensor:  # eq. 5 on f_a = softmax(head(encoder(view)))
+            return uniform_attack_loss(self.head(self.encoder_q(self.to_stream(view))))
+
+        with side_effect_free(self.encoder_q, self.head), rnn_backward_allowed(x.device, self.encoder_q):
+            rho, loss = attack_perturbation(class_loss, x, lengths, grid_frames=int(self.augment_cfg.crop_out_frames),
+                                            eps=float(m.attack_lr), eta=float(m.attack_bound),
+                                            bound_unit=str(m.attack_bound_unit))
+        return (x + rho).detach(), {"attack_loss": loss / x.shape[0],
                                     "attack_norm": rho.flatten(1).norm(dim=1).mean()}
+
+    def encode_queries(self, views: list[Tensor]) -> list[tuple[Tensor, Tensor]]:
+        """encode_query of each view; in one call of the query network with per-view BatchNorm statistics where
+        that gives the separate calls' outputs (batching.py: the recurrent encoders), else one call each."""
+        if len(views) < 2 or not joins_views(self.encoder_q):
+            return [self.encode_query(view) for view in views]
+        with per_view_batch_norm(self.encoder_q, self.projector_q, views=len(views)):
+            h, z = self.encode_query(torch.cat(views))
+        return list(zip(h.chunk(len(views)), z.chunk(len(views))))
 
     # ----- step -------------------------------------------------------------------------------------------
     def training_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Any]]:
@@ -132,13 +145,11 @@ class A2MC(MoCoMethod):
             x1 = self.to_stream(self.basic_view(x_hat, lengths))      # weak attack-augmentation
             x2 = self.to_stream(self.strong_view(x_hat, lengths))     # strong attack-augmentation
         with section("a2mc/query_encoder"):
-            h3, f3 = self.encode_query(x3)
-            _, f1 = self.encode_query(x1)
-            _, f2 = self.encode_query(x2)
+            (h3, f3), (_, f1), (_, f2) = self.encode_queries([x3, x1, x2])
         with section("a2mc/key_encoder"):
             f0 = self.encode_key(x0)
         self.watch(backbone=h3, projector=f3)
-        self.expose(query=f3, key=f0)
+        self.expose(query=f3, key=f0, weak=f1, strong=f2)
 
         lambdas = [float(v) for v in m.mix_lambdas]
         with section("a2mc/mc_loss"):

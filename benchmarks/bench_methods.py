@@ -3,7 +3,7 @@
 One step = the method's `training_loss` (augmentations, encoders, loss) + its plug-ins' extra losses +
 backward + optimizer step + enqueue + momentum update, on a batch of (N, 3, T, 25, 2) random-walk sequences,
 with each method's paper configuration (its shipped method piece; ST-GCN hidden 16, 256 -> 128). Prints
-sequences/s, achieved GFLOP/s (FLOPs of one step counted with torch.utils.flop_counter, 2 per multiply-add) and
+sequences/s, achieved GFLOP/s (FLOPs of one step counted by skelssl.models.flops.flop_counter, 2 per multiply-add) and
 the process's peak resident memory. Each method runs in its own subprocess so the peak memory is its own. The
 step time is the median over --steps.
 
@@ -73,7 +73,7 @@ def random_walk(n: int, frames: int, seed: int = 0) -> torch.Tensor:
 
 
 def run_one(args: argparse.Namespace) -> dict:
-    from torch.utils.flop_counter import FlopCounterMode
+    from skelssl.models.flops import flop_counter
 
     if not args.no_malloc_tuning:
         from skelssl.models.stgcn import keep_freed_memory_in_process
@@ -122,8 +122,9 @@ def run_one(args: argparse.Namespace) -> dict:
     plugin_forward = statistics.median(plugin_seconds)
     from skelssl.models.fused import kernels_disabled
 
-    # The counter cannot see inside the fused CPU kernels: count on the module path (the same FLOPs).
-    with kernels_disabled(), FlopCounterMode(display=False) as counter:
+    # The counter cannot see inside the fused CPU kernels: count on the module path (the same FLOPs); flop_counter
+    # also counts the fused recurrent layers (the oneDNN LSTM), which torch's FlopCounterMode alone counts as 0.
+    with kernels_disabled(), flop_counter() as counter:
         step()
     flops = counter.get_total_flops()
     profile = None

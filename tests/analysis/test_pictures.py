@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+import skelssl.analysis.pictures as pictures
 from skelssl.analysis.pictures import actionlet_frequencies, animate_actionlet, plot_actionlet_heatmaps
 from skelssl.skeleton.layouts import NTU25
 
@@ -24,7 +25,17 @@ def test_actionlet_frequencies_by_hand():
     np.testing.assert_allclose(frames[2], [(2 / 4) / 4, 0])
 
 
-def test_pictures_are_written(tmp_path):
+def test_pictures_show_the_counted_actionlets(tmp_path, monkeypatch):
+    """What the heat maps draw is read off the figure before it is saved: class 0's actionlet is joints 9-11 in
+    every frame, class 1's joint 3 in the first two of 8 frames (one 4-frame bin)."""
+    drawn = []
+    real_save = pictures.save_png
+
+    def capture(fig, path):
+        drawn.extend(image.get_array().filled(np.nan) for ax in fig.axes for image in ax.images)
+        return real_save(fig, path)
+
+    monkeypatch.setattr(pictures, "save_png", capture)
     rng = np.random.default_rng(0)
     sequence = rng.normal(size=(3, 6, 25, 2)).astype(np.float32)
     mask = np.zeros((6, 25))
@@ -32,5 +43,16 @@ def test_pictures_are_written(tmp_path):
     gif = animate_actionlet(sequence, mask, NTU25, tmp_path / "a.gif", title="wave")
     with Image.open(gif) as image:
         assert image.n_frames == 6
-    png = plot_actionlet_heatmaps(np.stack([mask, mask]), np.array([0, 1]), ["a", "b"], NTU25, tmp_path / "h.png")
-    assert png.stat().st_size > 5000
+    other = np.zeros((8, 25))
+    other[:2, 3] = 1
+    first = np.zeros((8, 25))
+    first[:, 9:12] = 1
+    png = plot_actionlet_heatmaps(np.stack([first, other]), np.array([0, 1]), ["a", "b"], NTU25, tmp_path / "h.png")
+    joints, frames = drawn
+    expected_joints = np.zeros((2, 25))
+    expected_joints[0, 9:12] = 1.0
+    expected_joints[1, 3] = 2 / 8
+    np.testing.assert_allclose(joints, expected_joints)
+    np.testing.assert_allclose(frames, [[3 / 25, 3 / 25], [1 / 25 / 2, 0]])  # lit share of joint-frames per bin
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size[0] > 1000  # 14 in at 110 dpi

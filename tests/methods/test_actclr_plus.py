@@ -73,6 +73,32 @@ def test_table_xi_switches_remove_exactly_their_effect(switch):
         torch.testing.assert_close(x_trans[n][..., shown, :], non[n][..., shown, :])
 
 
+def test_the_methods_attack_steps_mask_shear_and_noise_outside_the_actionlet():
+    """With the default `adversarial_matrices` the query's non-actionlet region is adversarial_step (hand-checked
+    in test_actclr_plus_parts) of X_non on all three matrices of eq. 16, for a hand-given gradient; the
+    actionlet region is X_act untouched. The shear and the mask move it visibly beyond the noise step."""
+    from skelssl.transforms.masking import adversarial_step
+    from skelssl.transforms.tracking import ViewTracker
+
+    cfg = tiny_config(ActCLRPlus, num_prototypes=3, t_act=False, t_non=False, skeleton_mask=False,
+                      adversarial_epsilon=0.1, adversarial_noise_std=0.0)
+    method = ActCLRPlus(cfg, "ntu25").train()
+    assert list(method.cfg.method.adversarial_matrices) == ["mask", "shear", "noise"]
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 3, 6, 25, 1, generator=g)
+    w = torch.randn(x.shape, generator=g)
+    actionlet = torch.zeros(3, 1, 6, 25)
+    actionlet[..., :12] = 1.0
+    outside = (1 - actionlet.permute(0, 2, 3, 1).unsqueeze(1))
+    method.attack_gradient = lambda query, a: outside * w
+    x_trans = method.transform_query(x, actionlet, ViewTracker.for_batch(x))
+    stepped = adversarial_step(x, outside * w, torch.Generator(), epsilon=0.1, noise_std=0.0)
+    noise_only = adversarial_step(x, outside * w, torch.Generator(), epsilon=0.1, noise_std=0.0, matrices=("noise",))
+    torch.testing.assert_close(x_trans[..., :12, :], x[..., :12, :])
+    torch.testing.assert_close(x_trans[..., 12:, :], stepped[..., 12:, :])
+    assert (stepped - noise_only)[..., 12:, :].abs().max() > 0.05
+
+
 # ----- Table IX: each loss switch removes its term, and only its term ---------------------------------------------
 @pytest.mark.parametrize("switch", [{}, {"inter_sd": False}, {"sam": False}, {"intra_sd": False},
                                     {"inter_sd": False, "sam": False}])

@@ -1,0 +1,105 @@
+"""Issue 23, ActCLR / ActCLR+ transformations and side losses: Skeleton AdaIN bounded (eq. 6), the FGSM step on
+eq. 16's three matrices (eq. 42), Inter-SD's and SAM³'s passes outside the running statistics, SAM³'s target,
+and the switch tests (Tables IX, XI) that replaced the loss-falls and encoder-call-count tests."""
+
+X = "tests/transforms/test_mixing.py::"
+P = "tests/methods/test_actclr_plus_parts.py::"
+E = "tests/methods/test_actclr_plus.py::"
+ADAIN = X + "test_adain_hand_computed_with_the_gain_bounded"
+XI = E + "test_table_xi_switches_remove_exactly_their_effect"
+IX = E + "test_table_ix_switches_remove_their_loss_term"
+STATS = E + "test_only_the_mats_query_moves_the_query_encoders_running_statistics"
+THREE = E + "test_the_methods_attack_steps_mask_shear_and_noise_outside_the_actionlet"
+M = "tests/methods/test_actclr_mats.py::test_mats_transforms_each_region_with_its_own_transformations"
+ENTRIES = [
+    # Skeleton AdaIN (ActCLR eq. 6)
+    dict(name="adain-bound-removed", path="skelssl/transforms/mixing.py",
+         old="        gain = gain.clamp(1.0 / float(max_ratio), float(max_ratio))  # the bound (docstring)\n",
+         new="        pass\n",
+         tests=(ADAIN, X + "test_adain_gain_bound_holds_on_sequences_with_static_joints"),
+         why="eq. 6 unbounded: a barely moving joint's body offset is multiplied by σ_j/σ_i (17× the input)"),
+    dict(name="adain-lower-bound-dropped", path="skelssl/transforms/mixing.py",
+         old="        gain = gain.clamp(1.0 / float(max_ratio), float(max_ratio))  # the bound (docstring)\n",
+         new="        gain = gain.clamp_max(float(max_ratio))\n",
+         tests=(ADAIN,),
+         why="a joint static in the partner collapses onto the partner's centre (gain 0)"),
+    dict(name="adain-own-statistics", path="skelssl/transforms/mixing.py",
+         old="    out = gain * (x - mu) + mu[partner]\n", new="    out = gain * (x - mu) + mu\n",
+         tests=(ADAIN,), why="the partner's spatial mean not transferred: no style swap"),
+    # eq. 42 on the three matrices of eq. 16
+    dict(name="attack-only-noise", path="skelssl/methods/actclr/mats.py",
+         old="                                 matrices=attack_matrices)\n",
+         new="                                 matrices=(\"noise\",))\n",
+         tests=(THREE,), why="eq. 42's mask and shear matrices never attacked (the defect issue 23 found)"),
+    dict(name="attack-default-noise-only", path="skelssl/methods/actclr/actclr_plus.py",
+         old="texts(list(ADVERSARIAL_MATRICES), *ADVERSARIAL_MATRICES, min_length=1)",
+         new="texts([\"noise\"], *ADVERSARIAL_MATRICES, min_length=1)",
+         tests=(THREE,), why="the method's default attacks only N"),
+    dict(name="attack-mask-ascends", path="skelssl/transforms/masking.py",
+         old="        out = out * (1 - epsilon * torch.sign((x * g).sum(dim=1, keepdim=True)))\n",
+         new="        out = out * (1 + epsilon * torch.sign((x * g).sum(dim=1, keepdim=True)))\n",
+         tests=(P + "test_fgsm_steps_mask_shear_and_noise_by_hand",),
+         why="the mask matrix stepped up the objective's gradient instead of down (eq. 42's sign)"),
+    dict(name="attack-shear-transposed", path="skelssl/transforms/masking.py",
+         old='        grad_r = torch.einsum("nctvm,ndtvm->ncd", x, g)\n',
+         new='        grad_r = torch.einsum("nctvm,ndtvm->ndc", x, g)\n',
+         tests=(P + "test_fgsm_steps_mask_shear_and_noise_by_hand",),
+         why="∇_R I transposed: the shear steps the wrong off-diagonal entries"),
+    dict(name="attack-shear-diagonal", path="skelssl/transforms/masking.py",
+         old="- epsilon * torch.sign(grad_r) * off_diagonal\n", new="- epsilon * torch.sign(grad_r)\n",
+         tests=(P + "test_fgsm_matrix_steps_follow_the_sign_of_autograds_gradient_on_each_matrix",),
+         why="the shear's fixed unit diagonal attacked too (a scaling, not a shear)"),
+    dict(name="attack-on-the-actionlet", path="skelssl/methods/actclr/actclr_plus.py",
+         old="        return (1 - a) * gradient\n", new="        return gradient\n",
+         tests=(P + "test_the_methods_attack_lowers_the_triplet_objective_outside_the_actionlet",),
+         why="the adversarial step reached the actionlet region, which eq. 44 keeps from T_non"),
+    # side inputs and the running statistics
+    dict(name="inter-sd-moves-statistics", path="skelssl/methods/actclr/actclr_plus.py",
+         old="        with frozen_statistics(self.encoder_q, self.projector_q):  # a side input: no running statistic",
+         new="        if True:  # no running statistic",
+         tests=(STATS,), why="Inter-SD's mixed views entered the running statistics the probes use"),
+    dict(name="sam-moves-statistics", path="skelssl/methods/actclr/actclr_plus.py",
+         old="        with frozen_statistics(self.encoder_q):  # a side input",
+         new="        if True:  # a side input",
+         tests=(STATS,), why="SAM³'s half-hidden views entered the running statistics the probes use"),
+    dict(name="sam-target-motion", path="skelssl/methods/actclr/actclr_plus.py",
+         old='"sam_target": choice("both", *SAM_TARGETS)', new='"sam_target": choice("motion", *SAM_TARGETS)',
+         tests=(E + "test_sam_target_defaults_to_both_regions_and_both_is_the_sum",),
+         why="SAM³ reconstructed the motion only; §IV-C reconstructs both regions"),
+    # Table XI (replaced `not allclose` and the loss-falls test as MATS evidence)
+    dict(name="mats-combine-swapped", path="skelssl/methods/actclr/mats.py",
+         old="    return a * x_act + (1 - a) * x_non\n", new="    return (1 - a) * x_act + a * x_non\n",
+         tests=(XI, M), why="eq. 7/44 with A and 1 − A swapped: the actionlet gets T_non, the rest is spared"),
+    # ActCLR's MATS (replaced the loss-falls test as MATS evidence)
+    dict(name="actclr-mats-noise-dropped", path="skelssl/methods/actclr/mats.py",
+         old="    x_non = gaussian_noise(x_act, generator, std=noise_std, p=1.0)  # T_non: larger random noise\n",
+         new="    x_non = x_act\n", tests=(M,), why="ActCLR's T_non without its larger noise"),
+    dict(name="actclr-mats-mix-dropped", path="skelssl/methods/actclr/mats.py",
+         old="    x_non = skeleton_mix(x_non, generator, layout,",
+         new="    x_non = x_non if True else skeleton_mix(x_non, generator, layout,",
+         tests=(M,), why="ActCLR's T_non without Skeleton Mix"),
+    dict(name="table-xi-t-act-ignored", path="skelssl/methods/actclr/actclr_plus.py",
+         old="t_act=bool(m.t_act)", new="t_act=True", tests=(XI,), why="t_act=false still applied T_act"),
+    dict(name="table-xi-t-non-ignored", path="skelssl/methods/actclr/actclr_plus.py",
+         old="t_non=bool(m.t_non)", new="t_non=True", tests=(XI,), why="t_non=false still applied dropout/rescale"),
+    dict(name="table-xi-adversarial-ignored", path="skelssl/methods/actclr/actclr_plus.py",
+         old="attack=self.attack_gradient if m.adversarial else None", new="attack=self.attack_gradient",
+         tests=(XI,), why="adversarial=false still attacked"),
+    dict(name="table-xi-mask-ignored", path="skelssl/methods/actclr/actclr_plus.py",
+         old="            mask=bool(m.skeleton_mask),", new="            mask=True,",
+         tests=(XI,), why="skeleton_mask=false still masked a limb"),
+    dict(name="t-non-on-the-actionlet", path="skelssl/methods/actclr/mats.py",
+         old="    return actionlet_combine(x_act, x_non, registered), registered  # eq. 44\n",
+         new="    return x_non, registered  # eq. 44\n",
+         tests=(XI,), why="eq. 44 dropped: T_non over the whole body"),
+    # Table IX (replaced the encoder-call-count test)
+    dict(name="table-ix-inter-sd-ignored", path="skelssl/methods/actclr/actclr_plus.py",
+         old="        if m.inter_sd:\n", new="        if True:\n",
+         tests=(IX,), why="inter_sd=false still added L_MX"),
+    dict(name="table-ix-sam-ignored", path="skelssl/methods/actclr/actclr_plus.py",
+         old="        if m.sam:\n", new="        if True:\n", tests=(IX,), why="sam=false still added L_RC"),
+    dict(name="table-ix-inter-sd-weight", path="skelssl/methods/actclr/actclr_plus.py",
+         old="            loss = loss + float(m.inter_sd_weight) * inter\n",
+         new="            loss = loss + float(m.intra_sd_weight) * inter\n",
+         tests=(IX,), why="L_MX weighted by the Intra-SD weight"),
+]

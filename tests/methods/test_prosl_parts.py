@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from skelssl.config import load_config
 from skelssl.methods import get_method
 from skelssl.methods.prosl.codebook import SemanticCodebook
-from skelssl.methods.prosl.semantic import (adaptive_joint_mask, masking_probabilities, semantic_coefficients,
-                                            semantic_loss, similarity_distribution)
+from skelssl.methods.prosl.semantic import (adaptive_joint_mask, branch_kl, masking_probabilities,
+                                            semantic_coefficients, semantic_loss, similarity_distribution)
 
 TINY_STGCN = ["model.stgcn.hidden_channels=4", "model.stgcn.out_channels=16", "model.stgcn.dropout=0"]
 
@@ -38,14 +38,65 @@ def test_the_outlier_filter_by_hand():
     loss, kept = semantic_loss(probs.log(), assigned, threshold=0.34)
     assert kept.tolist() == [True, False, False, False]
     torch.testing.assert_close(loss, torch.tensor(-math.log(0.7) / 4))
-    # the paper's xi = 0.027 against k = 65 centroids: a feature equally close to all (1/65 = 0.0154) is an
-    # outlier; one near its centroid is kept
-    centers = F.normalize(torch.randn(65, 16, generator=torch.Generator().manual_seed(0)), dim=1)
-    z = torch.stack([F.normalize(centers.mean(0) * 0 + 1e-9, dim=0), centers[7]])
-    log_y = similarity_distribution(torch.stack([torch.zeros(16), centers[7]]), centers, 0.2)
-    assert log_y[0].exp().max() == pytest.approx(1 / 65, rel=1e-5)
-    _, kept = semantic_loss(log_y, torch.tensor([7, 7]), threshold=0.027)
-    assert kept.tolist() == [False, True] and z.shape == (2, 16)
+
+
+# 65 orthonormal centroids (e_0 .. e_64 of R^128) and features at cosine c from centroid 7, orthogonal to the
+# others: y_7 = e^c / (e^c + 64) at tau = 1, above xi = 0.027 exactly when e^c > 0.027 * 64 / 0.973, c > 0.574
+COSINES = [1.0, 0.6, 0.55, 0.4, 0.0]
+Y7_AT_TAU_1 = [math.e / (math.e + 64), 1.8221188 / 65.8221188, 1.7332530 / 65.7332530, 1.4918247 / 65.4918247,
+               1 / 65]  # e^0.6 = 1.8221188, e^0.55 = 1.7332530, e^0.4 = 1.4918247
+
+
+def _features_at_cosines(cosines):
+    z = torch.zeros(len(cosines), 128)
+    for row, c in enumerate(cosines):
+        z[row, 7], z[row, 100] = c, math.sqrt(1 - c * c)  # e_100 is no centroid
+    return z
+
+
+def test_xi_at_tau_one_keeps_features_near_their_centroid_and_rejects_far_ones():
+    centers, z = torch.eye(65, 128), _features_at_cosines(COSINES)
+    log_y = similarity_distribution(z, centers, 1.0)
+    torch.testing.assert_close(log_y[:, 7].exp(), torch.tensor(Y7_AT_TAU_1), rtol=1e-6, atol=0)
+    loss, kept = semantic_loss(log_y, torch.full((5,), 7), threshold=0.027)
+    assert kept.tolist() == [True, True, False, False, False]
+    torch.testing.assert_close(loss, torch.tensor(-(math.log(Y7_AT_TAU_1[0]) + math.log(Y7_AT_TAU_1[1])) / 5))
+    # at the method's temperature (HiCo 0.2) every feature with c >= 0.4 passes: y_7 = e^2 / (e^2 + 64) = 0.10
+    _, kept = semantic_loss(similarity_distribution(z, centers, 0.2), torch.full((5,), 7), threshold=0.027)
+    assert kept.tolist() == [True, True, True, True, False]
+
+
+def test_the_plugin_filters_at_tau_one_by_default_and_at_the_option():
+    """eq. 9's filter inside the plug-in: the semantic branch's features at the cosines above."""
+    method = prosl_method(feature_dim=128, samples=5, extra=["plugins.prosl.codebook_size=65"])
+    _set_codebook(method, torch.eye(65, 128), torch.full((5,), 7))
+    plugin = method.plugins["prosl"]
+    plugin.semantic_branch = lambda m, b: _features_at_cosines(COSINES)
+    batch = {"x": torch.randn(5, 3, 16, 25, 2) * 0.3, "index": torch.arange(5)}
+    with torch.no_grad():
+        method.training_loss(batch)
+        _, logs = plugin.extra_loss(method, batch)
+    assert float(logs["kept_prime"]) == pytest.approx(2 / 5)
+    torch.testing.assert_close(logs["sem_prime"], torch.tensor(-(math.log(Y7_AT_TAU_1[0])
+                                                                 + math.log(Y7_AT_TAU_1[1])) / 5))
+    plugin.cfg.semantic_temperature = None  # the method's temperature (SkeletonCLR 0.07): the filter keeps all 4
+    with torch.no_grad():
+        _, logs = plugin.extra_loss(method, batch)
+    assert float(logs["kept_prime"]) == pytest.approx(4 / 5)
+
+
+def test_eq_10_is_the_kl_of_the_branch_from_the_query_by_hand():
+    # P_z' = (0.7, 0.2, 0.1), P_z = (0.2, 0.3, 0.5); logits shifted (softmax does not see a constant)
+    branch = torch.tensor([[0.7, 0.2, 0.1]]).log() + 5.0
+    query = torch.tensor([[0.2, 0.3, 0.5]]).log() - 2.0
+    kl = 0.7 * math.log(0.7 / 0.2) + 0.2 * math.log(0.2 / 0.3) + 0.1 * math.log(0.1 / 0.5)  # 0.6349
+    reverse = 0.2 * math.log(0.2 / 0.7) + 0.3 * math.log(0.3 / 0.2) + 0.5 * math.log(0.5 / 0.1)  # 0.6758
+    assert abs(kl - reverse) > 0.04
+    torch.testing.assert_close(branch_kl(branch, query), torch.tensor(kl))
+    # two rows: the batch mean; a row of equal distributions adds nothing
+    same = torch.tensor([[1.0, 2.0, 3.0]])
+    two = branch_kl(torch.cat([branch, same]), torch.cat([query, same]))
+    torch.testing.assert_close(two, torch.tensor(kl / 2))
 
 
 def _set_codebook(method, centers, assignments=None):
@@ -156,11 +207,12 @@ def test_phase_one_adds_the_kl_only_phase_two_the_semantic_terms_too():
         method.training_loss(batch)
         extra, logs = plugin.extra_loss(method, batch)
     z, bank, tau = method.exposed["query"], method.queue.bank, method.cfg.method.temperature
-    kl = -(F.softmax(z @ bank.t() / tau, 1) * F.log_softmax(z_sem @ bank.t() / tau, 1)).sum(1).mean()
+    p_sem, p_z = F.softmax(z_sem @ bank.t() / tau, 1), F.softmax(z @ bank.t() / tau, 1)
+    kl = (p_sem * (p_sem.log() - p_z.log())).sum(1).mean()  # eq. 10: KL(P_z' || P_z)
     assigned = torch.tensor([0, 1] * 3)
 
-    def sem(feature):  # eqs. 2-3 written out with xi = 0.027 and tau = the method's
-        y = F.softmax(feature @ torch.eye(2) / tau, dim=1)
+    def sem(feature):  # eqs. 2-3 written out with xi = 0.027 and y at tau = 1 (the paper's y)
+        y = F.softmax(feature @ torch.eye(2), dim=1)
         keep = (y.argmax(1) == assigned) & (y.max(1).values > 0.027)
         return -(y.gather(1, assigned[:, None]).squeeze(1).log() * keep).sum() / 6
 
@@ -189,9 +241,7 @@ def test_one_key_switches_prosl_on_for_every_method(method):
     m.plugins["prosl"].filter_negatives = lambda *a: seen.append(a[1]) or filter_negatives(*a)
     loss = m.training_step(batch, 0)
     loss.backward()
-    assert torch.isfinite(loss) and "queue" in seen
-    z_sem_grad = [p.grad for p in m.encoder_q.parameters() if p.grad is not None]
-    assert z_sem_grad  # the query network trains
+    assert torch.isfinite(loss) and "queue" in seen  # the branch's gradient: test_prosl_branch.py
 
 
 def test_without_the_branch_from_the_start_phase_one_is_the_base_method_alone():

@@ -9,15 +9,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 from torch.profiler import record_function as section  # labels for benchmarks' profiles
 
-from skelssl.console import Progress
-from skelssl.evaluation.features import load_batch
-from skelssl.methods.core.losses import distribution_cross_entropy, similarity_to_bank
+from skelssl.methods.core.losses import similarity_to_bank
 from skelssl.methods.core.plugins import Plugin, register_plugin
 from skelssl.methods.prosl.codebook import SemanticCodebook
-from skelssl.methods.prosl.semantic import (adaptive_joint_mask, codebook_keep, nearest_centroid,
+from skelssl.methods.prosl.semantic import (adaptive_joint_mask, branch_kl, codebook_keep, nearest_centroid,
                                             semantic_coefficients, semantic_loss, similarity_distribution)
 from skelssl.models.passes import side_effect_free
 from skelssl.settings import choice, integer, number, optional, probability, texts
@@ -26,7 +24,7 @@ from skelssl.transforms.pipelines import AUGMENTATIONS, apply_named
 if TYPE_CHECKING:
     from skelssl.methods.core.base import MoCoMethod
 
-__all__ = ["ProSL"]
+__all__ = ["ProSL", "mixes_samples"]
 
 
 @register_plugin
@@ -43,9 +41,13 @@ class ProSL(Plugin):
       through `negatives()` on the bank `bank` (the instance bank "queue"; HiCo's other levels live in other
       feature spaces and keep their negatives). A sample's cluster is that of its key ẑ (the nearest centroid),
       an entry's that of the entry.
-    - L_Sem (eqs. 2-3) on z and L_Sem' (eq. 9) on z': y = softmax(cos(z, c) / τ) over the centroids, the target the sample's stored cluster SCoBo{z_b}, samples kept only
-      when y's argmax is that cluster and its value exceeds ξ = `outlier_threshold` (0.027); sum / batch size.
-      (τ: `temperature`; null takes the method's InfoNCE temperature, ActCLR's query temperature.)
+    - L_Sem (eqs. 2-3) on z and L_Sem' (eq. 9) on z': y = softmax(cos(z, c) / τ_y) over the centroids, the
+      target the sample's stored cluster SCoBo{z_b}, samples kept only when y's argmax is that cluster and its
+      value exceeds ξ = `outlier_threshold` (0.027); sum / batch size. τ_y = `semantic_temperature`, 1 by
+      default: the paper's y is "the cosine similarity distribution" with no temperature, and ξ = 0.027 only
+      selects at τ = 1 (k = 65: a feature at its centroid has max y = e / (e + 64) = 0.041, one 0.4 from it
+      0.023, a random one ~0.02; at the method's 0.07-0.2 every feature's max y is far above 0.027, so the
+      filter removes nothing). null: `temperature` (the behaviour before issue 23).
     - The adaptive semantic branch (§3.4): z' = the query network on the query's own view (exposed as
       `query_input`, else a fresh normal view) with HiCLR's normal set `augmentations` (spatial flip, rotation,
       Gaussian noise, Gaussian blur, axis ("channel") mask), then the stream, then the adaptive mask: joint v
@@ -57,13 +59,15 @@ class ProSL(Plugin):
       per joint (V + 1 key passes per sequence: per-sample, per-step coefficients would
       cost V key passes every step). Eq. 7's literal KL between two features needs distributions; these are
       the features' distributions over the centroids, which is what eq. 6 measures against.
-    - L_KL (eq. 10): the semantic branch's similarity distribution over the bank M pulled to the query's,
-      softmax(z·M / τ) detached as the target (the shared distribution_cross_entropy, = KL up to the target's
-      entropy; eq. 10 writes the dot products themselves, which are not distributions).
+    - L_KL (eq. 10): KL(P_z' ‖ P_z), P = softmax(·M / τ) over the bank M (eq. 10 writes the dot products
+      themselves, which are not distributions), the query's P_z detached as the teacher ("to supervise z'").
     - Cost: the semantic branch is one more pass of the query network with its backward, about 3/4 of a
       SkeletonCLR or HiCo step's FLOPs, from the first epoch (eq. 11 has L_KL). `branch_from_start=false` runs it
       only from `start_epoch` (phase 1 is then the base method alone, which the paper's Fig. 5 finds learns the
       same features before the codebook): a departure from eq. 11 for budgets that cannot pay it.
+      `one_encoder_call` (default true): a method that offers it (HiCo) encodes the branch's view in the same
+      encoder call as its query view, when no BatchNorm in the query network would normalise the two batches
+      together (HiCo's encoder has LayerNorm only, per token); the outputs are those of two calls.
     - Key features for the codebook: `features=pass` (the paper: a pass of the key network over the training
       set at the epoch's end, on each sequence's clean view) or `features=epoch` (the keys the training steps
       computed during the epoch, free; a sample left out of the epoch gets no cluster until the next).
@@ -75,6 +79,7 @@ class ProSL(Plugin):
         "start_epoch": integer(400, ge=0),
         "outlier_threshold": number(0.027, ge=0),
         "temperature": optional(number(None, gt=0)),
+        "semantic_temperature": optional(number(1.0, gt=0)),
         "bank": "queue",
         "features": choice("pass", "pass", "epoch"),
         "kmeans_iterations": integer(30, ge=1),
@@ -83,6 +88,7 @@ class ProSL(Plugin):
         "augmentations": texts(["spatial_flip", "rotate", "gaussian_noise", "gaussian_blur", "axis_mask"],
                                *AUGMENTATIONS),
         "branch_from_start": True,
+        "one_encoder_call": True,
         "seed": integer(0, ge=0),
     }
 
@@ -106,6 +112,12 @@ class ProSL(Plugin):
             return float(self.cfg.temperature)
         m = method.cfg.method
         return float(m.temperature if "temperature" in m else m.temperature_query)
+
+    def semantic_temperature(self, method: "MoCoMethod") -> float:
+        """τ_y of y in eqs. 2, 3 and 9: `semantic_temperature` (1: the paper's y), else `temperature(method)`."""
+        if self.cfg.semantic_temperature is not None:
+            return float(self.cfg.semantic_temperature)
+        return self.temperature(method)
 
     def active(self, method: "MoCoMethod") -> bool:
         """Phase 2 (eq. 12): the codebook exists and the epoch has reached `start_epoch`."""
@@ -134,18 +146,17 @@ class ProSL(Plugin):
     def extra_loss(self, method: "MoCoMethod", batch: dict[str, Tensor]) -> tuple[Tensor | None, dict[str, Any]]:
         z, key = method.exposed["query"], method.exposed["key"]
         self._remember_keys(method, batch, key)
-        if not self.cfg.branch_from_start and not self.active(method):
+        if not self.branch_runs(method):
             return None, {}  # phase 1 without the branch: the base method alone
         tau_bank = self.temperature(method)
         with section("prosl/semantic_branch"):
             z_sem = self.semantic_branch(method, batch)
         bank = method.bank(self.cfg.bank).bank
-        # eq. 10: the semantic branch's distribution over M pulled to the query's
-        loss = distribution_cross_entropy(similarity_to_bank(z, bank) / tau_bank,
-                                          similarity_to_bank(z_sem, bank) / tau_bank)
+        loss = branch_kl(similarity_to_bank(z_sem, bank) / tau_bank,                       # eq. 10
+                         similarity_to_bank(z, bank) / tau_bank)
         logs: dict[str, Any] = {"kl": loss.detach()}
         if self.active(method):
-            tau = self.temperature(method)
+            tau = self.semantic_temperature(method)
             assigned = self.codebook.assigned(batch["index"])
             centers = self.codebook.centers
             sem, kept = semantic_loss(similarity_distribution(z, centers, tau), assigned,
@@ -157,16 +168,41 @@ class ProSL(Plugin):
                         kept_prime=kept_prime.float().mean())
         return loss, logs
 
-    def semantic_branch(self, method: "MoCoMethod", batch: dict[str, Tensor]) -> Tensor:
-        """z' of the adaptive semantic branch (§3.4) from the query network."""
-        base = method.exposed.get("query_input")
+    def branch_runs(self, method: "MoCoMethod") -> bool:
+        """Whether this step has the semantic branch (from the first epoch, or with `branch_from_start=false`
+        from `start_epoch`)."""
+        return bool(self.cfg.branch_from_start) or self.active(method)
+
+    def semantic_view(self, method: "MoCoMethod", batch: dict[str, Tensor], base: Tensor | None = None) -> Tensor:
+        """The semantic branch's input (§3.4): `base` (the query's own view; else the exposed `query_input`,
+        else a fresh normal view) with HiCLR's normal set `augmentations`, then the stream, then the adaptive
+        mask of eq. 8."""
+        if base is None:
+            base = method.exposed.get("query_input")
         if base is None:
             base = method.augment_normal(batch["x"])
         view = apply_named(base, method.generator, list(self.cfg.augmentations), method.layout,
-                           method.augment_cfg)
+                           method.augment_cfg, coords=method.coordinates)
         probabilities = self.codebook.masking_probabilities(float(self.cfg.mask_ratio))
-        view = adaptive_joint_mask(method.to_stream(view), probabilities, method.generator)  # eq. 8
-        return method.encode_query(view)[1]
+        return adaptive_joint_mask(method.to_stream(view), probabilities, method.generator)  # eq. 8
+
+    def query_companion(self, method: "MoCoMethod", batch: dict[str, Tensor], query_input: Tensor) -> Tensor | None:
+        """The semantic view for a method that can encode it in its query's encoder call (HiCo asks after
+        making its query and key views, the point where the separate branch would draw its randomness), or
+        None: `one_encoder_call` off, no branch this step, or a BatchNorm in the query network, which would
+        normalise the query and the semantic views together and so change both."""
+        if not self.cfg.one_encoder_call or not self.branch_runs(method) or \
+                mixes_samples(method.encoder_q, method.projector_q):
+            return None
+        return self.semantic_view(method, batch, query_input)
+
+    def semantic_branch(self, method: "MoCoMethod", batch: dict[str, Tensor]) -> Tensor:
+        """z' of the adaptive semantic branch (§3.4) from the query network: the one the method computed in its
+        query's encoder call (exposed as "companion/prosl"), else its own pass."""
+        shared = method.exposed.get(f"companion/{self.name}")
+        if shared is not None:
+            return shared
+        return method.encode_query(self.semantic_view(method, batch))[1]
 
     # ----- the codebook -----------------------------------------------------------------------------------
     def _remember_keys(self, method: "MoCoMethod", batch: dict[str, Tensor], key: Tensor) -> None:
@@ -195,7 +231,7 @@ class ProSL(Plugin):
         """Rebuild the codebook from the training set (`data`/`lengths`: the method's training data when None)
         and the joints' semantic coefficients; the seconds each part took go to `last_refresh`."""
         if data is None:
-            dataset = method.trainer.datamodule.train_dataset
+            dataset = method.training_dataset("ProSL's codebook")
             data, lengths = dataset.array(), dataset.lengths
         epoch = method.current_epoch
         generator = torch.Generator(device=method.device).manual_seed(int(self.cfg.seed) * 100003 + epoch)
@@ -207,7 +243,8 @@ class ProSL(Plugin):
             features = self._epoch_keys[rows]
         else:
             rows = torch.arange(len(data))
-            features = self._key_features(method, data, lengths, rows)
+            features = method.encode_all(method.encode_key, "ProSL's codebook", data, lengths,
+                                         desc="ProSL codebook: key pass")
         extracted = time.perf_counter()
         if self.codebook.assignments.shape[0] != len(data):  # built without knowing the training set's size
             self.codebook.assignments = torch.full((len(data),), -1, dtype=torch.long,
@@ -218,7 +255,9 @@ class ProSL(Plugin):
         # at most one key pass's worth of work: V + 1 passes over at most N / (V + 1) sequences
         count = min(int(self.cfg.coefficient_samples), max(1, len(data) // (method.layout.num_joints + 1)))
         chosen = torch.randperm(len(data), generator=torch.Generator().manual_seed(epoch))[:count].sort().values
-        view = method.to_stream(self._clean_views(method, data, lengths, chosen))
+        (_, x, valid), = method.training_batches("ProSL's coefficients", data, lengths, chosen.numpy(),
+                                                 batch_size=len(chosen), desc="ProSL coefficients")
+        view = method.to_stream(method.clean_view(x, valid))
         with side_effect_free(method):
             coefficients = semantic_coefficients(method.encode_key, view, self.codebook.centers,
                                                  self.temperature(method))
@@ -228,25 +267,8 @@ class ProSL(Plugin):
         self.last_refresh = {"extract_s": extracted - started, "kmeans_s": clustered - extracted,
                              "coefficients_s": done - clustered, "kmeans_iterations": float(iterations)}
 
-    def _clean_views(self, method: "MoCoMethod", data: np.ndarray | Tensor, lengths: Any, rows: Tensor) -> Tensor:
-        """The sequences `rows` on the method's device, as the method sees a whole sequence (its `clean_view`
-        when it has one, e.g. the valid frames resampled to 64; else as stored)."""
 
-        index = rows.cpu().numpy()
-        x = load_batch(data, index, method.device)
-        clean = getattr(method, "clean_view", None)
-        if clean is None:
-            return x
-        valid = None if lengths is None else torch.as_tensor(np.asarray(lengths)[index], device=method.device)
-        return clean(x, valid)
-
-    def _key_features(self, method: "MoCoMethod", data: Any, lengths: Any, rows: Tensor) -> Tensor:
-        """ẑ of every training sequence: the key network on its clean view, batch by batch, side-effect free."""
-        size = int(method.cfg.trainer.batch_size)
-        chunks = []
-        with side_effect_free(method), Progress(len(rows), "ProSL codebook: key pass", "sequences") as bar:
-            for start in range(0, len(rows), size):
-                x = self._clean_views(method, data, lengths, rows[start:start + size])
-                chunks.append(method.encode_key(method.to_stream(x)).float())
-                bar.update(int(x.shape[0]))
-        return torch.cat(chunks)
+def mixes_samples(*modules: nn.Module) -> bool:
+    """Whether a batch's samples change each other's outputs in these modules: a BatchNorm (any kind) normalises
+    with the batch's statistics. LayerNorm, GroupNorm, recurrent and attention layers work per sample."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for module in modules for m in module.modules())

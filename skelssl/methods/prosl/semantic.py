@@ -2,6 +2,7 @@
 
 - the cosine similarity distribution y of a feature over the k semantic centroids, softmax(cos / τ);
 - the semantic loss with its outlier filter (eqs. 2-3, and eq. 9 for the semantic branch);
+- eq. 10's KL between the semantic branch's and the query's similarity distributions over the bank;
 - which bank entries stay negatives (eq. 4): those in another semantic cluster than the sample;
 - the semantic coefficients of the joints (eq. 7) and the masking probabilities (eq. 8), and the adaptive mask.
 """
@@ -14,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["similarity_distribution", "semantic_loss", "nearest_centroid", "codebook_keep",
+__all__ = ["similarity_distribution", "semantic_loss", "branch_kl", "nearest_centroid", "codebook_keep",
            "semantic_coefficients", "masking_probabilities", "adaptive_joint_mask"]
 
 
@@ -35,6 +36,17 @@ def semantic_loss(log_y: Tensor, assigned: Tensor, threshold: float) -> tuple[Te
     picked = log_y.gather(1, assigned.clamp_min(0)[:, None]).squeeze(1)
     loss = -(picked * kept.to(picked.dtype)).sum() / log_y.shape[0]
     return loss, kept
+
+
+def branch_kl(branch_logits: Tensor, query_logits: Tensor) -> Tensor:
+    """eq. 10: KL(P_z' ‖ P_z) = Σ_i P_z'(i) (log P_z'(i) − log P_z(i)), averaged over the batch, where
+    P = softmax(logits) over the bank (each side's z·M / τ). P_z is the teacher ("to supervise z'"): detached.
+    The order matters: KL(P_z ‖ P_z') (what a cross-entropy against P_z minimises) weighs the bank entries by
+    the query's distribution instead of the branch's."""
+    with torch.autocast(branch_logits.device.type, enabled=False):
+        log_p_branch = F.log_softmax(branch_logits.float(), dim=1)
+        log_p_query = F.log_softmax(query_logits.detach().float(), dim=1)
+        return (log_p_branch.exp() * (log_p_branch - log_p_query)).sum(dim=1).mean()
 
 
 def nearest_centroid(z: Tensor, centers: Tensor) -> Tensor:

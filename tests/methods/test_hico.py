@@ -1,6 +1,6 @@
-"""HiCo: the multi-positive InfoNCE by hand, the five levels recomputed from the step's own features by an
-independent formula (crossed domains included), the banks after a step, the views inside the valid frames
-(the dataset's `length` entry), the encoder requirement, and a smoke test."""
+"""HiCo: the multi-positive InfoNCE by hand, the five levels by hand on hand-built features (crossed domains
+included), the banks after a step, the momentum update of every key network (the hierarchy projectors too), the views inside the valid
+frames (the dataset's `length` entry), the encoder requirement, and a smoke test."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from skelssl.methods.hico import HiCo, multi_positive_info_nce
 from skelssl.skeleton.layouts import get_layout
 
 
-def tiny_hico(**method) -> HiCo:
+def tiny_hico(granularities: int = 3, **method) -> HiCo:
     cfg = defaults_for("hico", "hico")
     cfg.method = OmegaConf.merge(cfg.method, {"queue_size": 16}, method)
-    cfg.model.hico.update(hidden_size=8, num_layers=1, granularities=3)
+    cfg.model.hico.update(hidden_size=8, num_layers=1, granularities=granularities)
     torch.manual_seed(0)
     return HiCo(cfg, "ntu25").train()
 
@@ -51,41 +51,81 @@ def test_multi_positive_info_nce_by_hand():
     torch.testing.assert_close(multi_positive_info_nce(q, positives, bank, tau, keep), torch.tensor(expected_kept))
 
 
-def _nce(q, positives, bank, tau):
-    """−log Σ_pos exp / Σ_all exp, written out (positives (N, P, D))."""
-    pos = torch.exp(torch.einsum("nd,npd->np", q, positives) / tau).sum(1)
-    neg = torch.exp(q @ bank.t() / tau).sum(1)
-    return (-torch.log(pos / (pos + neg))).mean()
+def _unit(*angles: float) -> torch.Tensor:
+    """Unit vectors of the plane at these angles (radians): the dot product of two is cos(a - b)."""
+    return torch.tensor([[math.cos(a), math.sin(a)] for a in angles])
 
 
-def test_the_five_levels_recomputed_from_the_steps_features():
-    method = tiny_hico()
-    batch = moving_batch()
-    banks = {name: method.bank(name).bank.clone() for name in
-             ("clip_queue", "part_queue", "temporal_queue", "spatial_queue", "queue")}
-    state = method.generator.get_state()
+def _nce_by_hand(query: float, positives: list[float], negatives: list[float], tau: float = 0.2) -> float:
+    """−log Σ_pos e^{cos(q − p)/τ} / (Σ_pos + Σ_neg e^{cos(q − m)/τ}), all features as angles."""
+    pos = sum(math.exp(math.cos(query - p) / tau) for p in positives)
+    neg = sum(math.exp(math.cos(query - m) / tau) for m in negatives)
+    return -math.log(pos / (pos + neg))
+
+
+# one sequence, 2 granularities, 2-d features given as angles; banks of K = 2 (clip and part: G·K = 4)
+QUERY = {"clip": [0.0, 2.0], "part": [0.3, 1.0], "temporal": 0.5, "spatial": 1.2, "instance": 0.8}
+KEY = {"clip": [0.2, 0.9], "part": [0.1, 1.5], "temporal": 2.0, "spatial": 0.4, "instance": 0.7}
+BANKS = {"clip_queue": [3.0, 2.5, -1.0, 1.8], "part_queue": [2.0, -2.0, 0.5, 3.1], "temporal_queue": [1.0, -0.5],
+         "spatial_queue": [2.2, -1.4], "queue": [0.0, 3.0]}
+
+
+def _as_features(angles: dict) -> dict:
+    out = {name: (_unit(*value)[None] if isinstance(value, list) else _unit(value)) for name, value in angles.items()}
+    out["backbone"] = torch.zeros(1, 4)
+    return out
+
+
+def test_the_five_levels_by_hand():
+    """Which query feature meets which keys and which bank: the clip and part levels take the query's
+    granularity 1 against every key granularity (multi-positive), the domain levels are crossed, the
+    instance level is plain InfoNCE; every level weighs 1. Features are hand-built unit vectors."""
+    method = tiny_hico(granularities=2, queue_size=2, feature_dim=2)
+    method.features = lambda x, key=False, companions=None: _as_features(KEY if key else QUERY)
+    for name, angles in BANKS.items():
+        method.bank(name).bank.copy_(_unit(*angles))
+    batch = moving_batch(n=1)
     loss, logs = method.training_loss(batch)
-    method.generator.set_state(state)  # the same two views, in the same order
-    with torch.no_grad():
-        q = method.features(method.to_stream(method.view(batch["x"], batch["length"])))
-        k = method.features(method.to_stream(method.view(batch["x"], batch["length"])), key=True)
-    tau = 0.2
     expected = {
-        "clip": _nce(q["clip"][:, 0], k["clip"], banks["clip_queue"], tau),
-        "part": _nce(q["part"][:, 0], k["part"], banks["part_queue"], tau),
-        "temporal_domain": _nce(q["temporal"], k["spatial"][:, None], banks["spatial_queue"], tau),
-        "spatial_domain": _nce(q["spatial"], k["temporal"][:, None], banks["temporal_queue"], tau),
-        "instance": _nce(q["instance"], k["instance"][:, None], banks["queue"], tau),
+        "clip": _nce_by_hand(QUERY["clip"][0], KEY["clip"], BANKS["clip_queue"]),
+        "part": _nce_by_hand(QUERY["part"][0], KEY["part"], BANKS["part_queue"]),
+        "temporal_domain": _nce_by_hand(QUERY["temporal"], [KEY["spatial"]], BANKS["spatial_queue"]),
+        "spatial_domain": _nce_by_hand(QUERY["spatial"], [KEY["temporal"]], BANKS["temporal_queue"]),
+        "instance": _nce_by_hand(QUERY["instance"], [KEY["instance"]], BANKS["queue"]),
     }
     for name, value in expected.items():
-        torch.testing.assert_close(logs[name], value, rtol=1e-4, atol=1e-5, msg=name)
-    torch.testing.assert_close(loss.detach(), sum(expected.values()), rtol=1e-4, atol=1e-5)
-    # after the step the banks take every granularity of the clip and part keys
+        assert float(logs[name]) == pytest.approx(value, rel=1e-5), name
+    assert float(loss) == pytest.approx(sum(expected.values()), rel=1e-5)
+    # after the step the banks take the keys: every granularity of the clip and part keys
     method.after_optimizer_step()
-    assert method.clip_queue.bank.shape == (3 * 16, 128) and int(method.clip_queue.ptr) == 8 * 3
-    torch.testing.assert_close(method.clip_queue.bank[:24], k["clip"].reshape(24, -1))
-    torch.testing.assert_close(method.temporal_queue.bank[:8], k["temporal"])
+    torch.testing.assert_close(method.clip_queue.bank[:2], _unit(*KEY["clip"]))
+    torch.testing.assert_close(method.part_queue.bank[:2], _unit(*KEY["part"]))
+    torch.testing.assert_close(method.temporal_queue.bank[0], _unit(KEY["temporal"])[0])
+    torch.testing.assert_close(method.spatial_queue.bank[0], _unit(KEY["spatial"])[0])
+    torch.testing.assert_close(method.queue.bank[0], _unit(KEY["instance"])[0])
+    assert int(method.clip_queue.ptr) == 2 and int(method.queue.ptr) == 1
+
+
+def test_the_query_view_is_a_64_frame_isc_view():
+    method = tiny_hico()
+    method.training_loss(moving_batch())
     assert method.exposed["query_input"].shape == (8, 3, 64, 25, 2)
+
+
+def test_the_key_networks_follow_by_momentum_the_hierarchy_projectors_too():
+    # online weights all 1, key copies all 0: one update leaves every key weight at 1 − m = 0.001
+    method = tiny_hico()
+    with torch.no_grad():
+        for online, target in ((method.encoder_q, method.encoder_k), (method.projector_q, method.projector_k),
+                               (method.heads_q, method.heads_k)):
+            for p in online.parameters():
+                p.fill_(1.0)
+            for p in target.parameters():
+                p.fill_(0.0)
+    method.after_optimizer_step()
+    for target in (method.encoder_k, method.projector_k, method.heads_k):
+        for name, p in target.named_parameters():
+            torch.testing.assert_close(p, torch.full_like(p, 0.001), msg=name)
 
 
 def test_hico_needs_its_hierarchical_encoder():

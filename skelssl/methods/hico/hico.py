@@ -59,7 +59,7 @@ class HiCo(MoCoMethod):
     """HiCo on the shared MoCo core, as its authors' code (HuiGuanLab/HiCo) does it; the paper is not in the
     specification, so this docstring says what was followed (docs/fidelity_a2mc_prosl_hico.md):
 
-    - encoder: models.hico.HiCoEncoder (`model.encoder=hico`; HiCo-LSTM: 2-layer BiLSTM, H 512, 4 granularities);
+    - encoder: models.hico.HiCoEncoder (`model.encoder=hico`; HiCo-LSTM: 1-layer BiLSTM, H 512, 4 granularities);
     - views: query and key are two independent ISC views (crop-resize to 64 frames, then joint corruption or
       pose shear U(-1, 1), each p 0.5), made on the device from the batch's valid lengths, then the stream;
     - five InfoNCE terms, weight 1, one temperature (0.2), each with its own FIFO bank of keys:
@@ -129,15 +129,37 @@ class HiCo(MoCoMethod):
         """The whole valid sequence at 64 frames (ProSL's codebook pass encodes this)."""
         return whole_sequence(x, lengths, self.augment_cfg.crop_out_frames)
 
-    def features(self, x: Tensor, key: bool = False) -> dict[str, Tensor]:
-        """Every projected feature of a stream view (L2-normalised) and the backbone feature vi."""
+    def features(self, x: Tensor, key: bool = False,
+                 companions: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Every projected feature of a stream view (L2-normalised) and the backbone feature vi.
+        companions: other stream views (plug-ins' inputs, e.g. ProSL's semantic view) encoded in the same call
+        to the encoder and the instance projector, which work per sample (LayerNorm, no BatchNorm); their
+        projected instance features come back under "companion/<name>"."""
         encoder, projector, heads = ((self.encoder_k, self.projector_k, self.heads_k) if key
                                      else (self.encoder_q, self.projector_q, self.heads_q))
-        clips, parts = encoder.hierarchy(x)
+        companions = companions or {}
+        n = x.shape[0]
+        clips, parts = encoder.hierarchy(torch.cat([x, *companions.values()]) if companions else x)
         vi = HiCoEncoder.instance(clips, parts)
-        out = heads(clips, parts)
-        out.update(instance=F.normalize(projector(vi), dim=1), backbone=vi)
+        instance = F.normalize(projector(vi), dim=1)
+        out = heads(clips[:n], parts[:n])
+        out.update(instance=instance[:n], backbone=vi[:n])
+        start = n
+        for name, view in companions.items():
+            out[f"companion/{name}"] = instance[start:start + view.shape[0]]
+            start += view.shape[0]
         return out
+
+    def query_companions(self, batch: dict[str, Tensor], query_input: Tensor) -> dict[str, Tensor]:
+        """The stream views plug-ins ask to encode with the query view (`query_companion`, e.g. ProSL's
+        semantic branch): one encoder call instead of one per view."""
+        companions = {}
+        for name, plugin in self.plugins.items():
+            ask = getattr(plugin, "query_companion", None)  # not every plug-in has one
+            view = None if ask is None else ask(self, batch, query_input)
+            if view is not None:
+                companions[name] = view
+        return companions
 
     def encode_query(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(vi, projected instance feature), as every method's encode_query (ProSL's semantic branch uses it)."""
@@ -150,12 +172,14 @@ class HiCo(MoCoMethod):
         with section("hico/views"):
             query_input = self.view(x, lengths)
             key_input = self.view(x, lengths)
+            companions = self.query_companions(batch, query_input)  # drawn after both views, as a later pass would
         with section("hico/query_encoder"):
-            q = self.features(self.to_stream(query_input))
+            q = self.features(self.to_stream(query_input), companions=companions)
         with section("hico/key_encoder"), torch.no_grad():
             k = self.features(self.to_stream(key_input), key=True)
         self.watch(backbone=q["backbone"], projector=q["instance"])
-        self.expose(query=q["instance"], key=k["instance"], query_input=query_input)
+        self.expose(query=q["instance"], key=k["instance"], query_input=query_input,
+                    **{f"companion/{name}": q[f"companion/{name}"] for name in companions})
 
         def level(loss_fn, query: Tensor, positive: Tensor, bank_name: str) -> Tensor:
             first_key = positive[:, 0] if positive.dim() == 3 else positive

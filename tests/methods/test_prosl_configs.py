@@ -46,6 +46,7 @@ def test_every_combination_loads_with_the_papers_constants(dataset, piece, strea
     elif method in ("hico", "prosl-hico"):
         assert cfg.method.name == "hico" and cfg.model.encoder == "hico"
         assert cfg.model.hico.sequence_encoder == "lstm" and cfg.model.hico.hidden_size == 512
+        assert cfg.model.hico.num_layers == 1  # the authors' released options; one BiLSTM layer, 2 x 256
         assert (cfg.method.temperature, cfg.optim.lr, cfg.trainer.batch_size) == (0.2, 0.01, 64)
         assert cfg.method.queue_size == (1024 if small else 2048)
         schedule = (450, [350], 400) if method == "prosl-hico" else (451, [351], 400)

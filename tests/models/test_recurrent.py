@@ -55,6 +55,23 @@ def test_bilstm_is_hico_lstms_two_layer_bidirectional_lstm_with_output_512():
     assert out.shape == (3, 512)
 
 
+def test_the_bigru_normalises_each_input_coordinate_by_the_batchs_statistics():
+    """In training the input BatchNorm standardises each of the 150 (person, joint, coordinate) inputs over the
+    batch's sequences and frames: the output equals that of the same GRU without the norm fed the input
+    standardised by hand (biased variance, eps 1e-5), and the running mean moves 0.1 of the way to the mean."""
+    torch.manual_seed(0)
+    encoder = BiGRU("ntu25", hidden_size=4, num_layers=1).train()
+    plain_gru = BiGRU("ntu25", hidden_size=4, num_layers=1, input_norm=False)
+    plain_gru.rnn.load_state_dict(encoder.rnn.state_dict())
+    scale = torch.rand(1, 3, 1, 25, 2) * 4 + 0.5  # every input its own scale and offset
+    x = torch.randn(5, 3, 64, 25, 2) * scale + 3 * scale
+    mean = x.mean(dim=(0, 2), keepdim=True)
+    var = x.var(dim=(0, 2), unbiased=False, keepdim=True)
+    torch.testing.assert_close(encoder(x), plain_gru((x - mean) / torch.sqrt(var + 1e-5)), rtol=1e-4, atol=1e-5)
+    n_mean = mean.reshape(3, 25, 2).permute(2, 1, 0).reshape(150)  # the token order (person, joint, coordinate)
+    torch.testing.assert_close(encoder.input_norm.running_mean, 0.1 * n_mean, rtol=1e-5, atol=1e-6)
+
+
 def test_final_pooling_joins_each_directions_summary_of_the_whole_sequence():
     torch.manual_seed(0)
     encoder = BiGRU("ntu25", hidden_size=6, num_layers=2).eval()
@@ -139,14 +156,14 @@ def test_downsampling_module_halves_the_tokens_after_a_depthwise_convolution():
 
 
 def test_hico_lstm_parameter_count_by_hand():
-    encoder = HiCoEncoder("ntu25")  # H 512, BiLSTM 2 x 256 per direction, G 4
+    encoder = HiCoEncoder("ntu25")  # H 512, one BiLSTM layer of 256 per direction (the authors' options), G 4
     h = 512
 
     def embedding(inputs):  # Linear, LayerNorm, Linear
         return inputs * h + h + 2 * h + h * h + h
 
     udm = h * 5 + h + 2 * h  # depthwise conv (weight + bias) + LayerNorm
-    expected = embedding(150) + embedding(64 * 3) + 2 * udm + 2 * lstm_params(h, h // 2, 2)
+    expected = embedding(150) + embedding(64 * 3) + 2 * udm + 2 * lstm_params(h, h // 2, 1)
     assert sum(p.numel() for p in encoder.parameters()) == expected
     assert encoder.feature_dim == 4096
 

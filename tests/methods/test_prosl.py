@@ -38,7 +38,7 @@ def test_prosl_loss_falls_on_a_fixed_batch_in_phase_two(method_name):
             method.after_optimizer_step()
     method.plugins["prosl"].refresh(method, data, lengths)  # the codebook of the 24 training sequences
     assert (method.plugins["prosl"].codebook.assignments >= 0).all()
-    before, after = losses_on_a_fixed_batch(method, batch, steps=12, total_loss=_total_loss)
+    before, after = losses_on_a_fixed_batch(method, batch, steps=16, total_loss=_total_loss)
     print(method_name, "prosl loss before", before, "after", after)
     assert after < before - 0.5, (before, after)
 

@@ -30,14 +30,15 @@ from skelssl.transforms.streams import to_stream
 
 def analyze_actionlets(method: MoCoMethod, out_dir: Path, device: torch.device, pictures: int = 4,
                        limit: int | None = None) -> tuple[list[ResultRecord], list[Path]]:
-    """Actionlets of the test sequences; precision/recall/IoU when the dataset has ground truth."""
+    """Actionlets of the test sequences, computed as training computes them (analysis.actionlets.TRAINING_WAY);
+    precision/recall/IoU and the scores' ranking AUC when the dataset has ground truth."""
     if not hasattr(method, "actionlet"):
         raise UserError(f"method '{method.name}' has no actionlets; use an ActCLR checkpoint")
     cfg = method.cfg
     test = SkeletonDataset(cfg.data.root, cfg.data.split, "test")
     data = test.array()
     rows = np.arange(len(test)) if limit is None else np.arange(min(limit, len(test)))
-    predicted = predict_actionlets(method, data[rows], device=device)
+    predicted, soft = predict_actionlets(method, data[rows], device=device)  # as training computes them
     records: list[ResultRecord] = []
     truth = None
     if "actionlets" in test.meta.extra_arrays:
@@ -46,8 +47,8 @@ def analyze_actionlets(method: MoCoMethod, out_dir: Path, device: torch.device, 
         common = dict(dataset=cfg.data.dataset, split=cfg.data.split, model=model_label(cfg), stream=cfg.data.stream,
                       protocol="actionlet")
         # the soft scores' ranking, threshold-free: does the map put the moving cells first at all?
-        scores["auc"] = ranking_auc(predict_actionlets(method, data[rows], device=device, soft=True), truth)
-        for metric in ("precision", "recall", "iou", "chance_precision", "auc"):
+        scores["auc"] = ranking_auc(soft, truth)
+        for metric in ("precision", "recall", "iou", "predicted_fraction", "chance_precision", "auc"):
             records.append(ResultRecord.from_fraction(metric=metric, fraction=scores[metric], **common))
     paths = []
     names = test.meta.class_names

@@ -14,28 +14,47 @@ from skelssl.figures import save_png
 from skelssl.skeleton.layouts import Layout
 
 
-def predict_actionlets(method: Any, data: np.ndarray | Tensor, *, batch_size: int = 64,
-                       device: torch.device | str = "cpu", soft: bool = False) -> Tensor:
-    """The method's actionlet for person 0 of every sequence, upsampled to the input frames: (N, T, V).
+TRAINING_WAY = ("computed as in training: the offline encoder in train mode inside a side-effect-free pass "
+                "(BatchNorm normalises with the statistics of each batch of trainer.batch_size sequences, no "
+                "running statistic moves, no dropout), the method's own actionlet map and anchor")
 
-    `method` is an ActCLR-like module with `actionlet(x_stream)` and `to_stream(x)`; its encoders run in
-    eval mode (BatchNorm running statistics), as for any frozen-encoder analysis. `soft` returns the scores in
-    [0, 1] instead of the binary mask.
+
+def training_size_batches(n: int, batch_size: int) -> list[np.ndarray]:
+    """Row indices covering 0..n-1 in batches of exactly `batch_size` (the last one takes the final
+    `batch_size` rows, overlapping the one before; only its new rows are kept); one batch of n if n is smaller."""
+    size = min(int(batch_size), n)
+    starts = list(range(0, n - size + 1, size))
+    if starts[-1] + size < n:
+        starts.append(n - size)
+    return [np.arange(start, start + size) for start in starts]
+
+
+def predict_actionlets(method: Any, data: np.ndarray | Tensor, *, batch_size: int | None = None,
+                       device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
+    """(actionlet, scores in [0, 1]) of person 0 of every sequence, upsampled to the input frames, (N, T, V) each.
+
+    The map is computed the way training computes it (TRAINING_WAY): `method.actionlet_maps` with the method
+    in train mode (it runs the offline encoder inside models.passes.side_effect_free), in batches of
+    `batch_size` (default: the method's trainer.batch_size), every batch of that size. Eval-mode running
+    statistics are learnt on augmented key views and give another map than the one training uses.
     """
     was_training = method.training
-    method.eval().to(device)
-    soft_before = method.cfg.method.get("actionlet_soft", False)
-    method.cfg.method.actionlet_soft = soft
-    out = []
+    method.train(True).to(device)
+    size = int(batch_size or method.cfg.trainer.batch_size)
+    n = int(data.shape[0])
+    masks, scores = torch.zeros(0), torch.zeros(0)
+    done = 0
     try:
-        for start in range(0, data.shape[0], batch_size):
-            x = torch.as_tensor(np.asarray(data[start:start + batch_size]), dtype=torch.float32, device=device)
-            actionlet = method.actionlet(method.to_stream(x))  # (N, M, T', V)
-            out.append(upsample_to_frames(actionlet, x.shape[2])[:, 0].float().cpu())
+        for index in training_size_batches(n, size):
+            x = torch.as_tensor(np.asarray(data[index]), dtype=torch.float32, device=device)
+            score, mask = method.actionlet_maps(method.to_stream(x))  # (N, M, T', V) each
+            new = slice(done - int(index[0]), None)  # rows this batch adds (the last batch overlaps)
+            masks = torch.cat([masks, upsample_to_frames(mask, x.shape[2])[new, 0].float().cpu()])
+            scores = torch.cat([scores, upsample_to_frames(score, x.shape[2])[new, 0].float().cpu()])
+            done = int(index[-1]) + 1
     finally:
-        method.cfg.method.actionlet_soft = soft_before
         method.train(was_training)
-    return torch.cat(out)
+    return masks, scores
 
 
 def actionlet_scores(predicted: Tensor | np.ndarray, truth: Tensor | np.ndarray) -> dict[str, float]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from skelssl.analysis.actionlets import TRAINING_WAY
 from skelssl.analyze import (analyze_actionlets, analyze_segmentation, analyze_spectrum, analyze_strength,
                              analyze_tsne)
 from skelssl.checkpoints import read_checkpoint, run_dir_of
@@ -64,6 +65,7 @@ def analyze(args: argparse.Namespace) -> int:
         method = method_from_checkpoint(args.checkpoint, overrides)
         device = pick_device(method.cfg.trainer.accelerator)
         if args.what == "actionlets":
+            print(f"actionlets {TRAINING_WAY}")
             records, paths = analyze_actionlets(method, out_dir, device, limit=args.limit)
             if not records:
                 print("this dataset has no ground-truth actionlets: pictures only")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from skelssl.methods.actclr.actionlet import (ActionletSelector, AverageMotionAnchor, anchor_similarity_objective,
-                                              dataset_average, smoothing_matrix, upsample_to_frames)
+                                              dataset_average, official_map, smoothing_matrix, upsample_to_frames)
 from skelssl.methods.actclr.mats import actionlet_combine
 from skelssl.methods.actclr.safp import safp_pool, safp_weights
 from skelssl.models.pooling import pool
@@ -23,6 +23,9 @@ def gen(seed: int = 0) -> torch.Generator:
 # ----- actionlet ------------------------------------------------------------------------------------------
 LEFT_ARM = set(NTU25.parts["left_arm"])
 MOVING = [5, 6, 7, 21, 22]  # elbow, wrist, hand, hand tip, thumb of the left arm
+NTU_PARTS = torch.zeros(25, 25)  # each joint takes the mean of its body part (written out, not part_mean_matrix)
+for _joints in NTU25.parts.values():
+    NTU_PARTS[np.ix_(_joints, _joints)] = 1.0 / len(_joints)
 
 
 def motion_features(x: torch.Tensor) -> torch.Tensor:
@@ -48,20 +51,82 @@ def select_against_average(x, anchor, dense_fn, head):
     return ActionletSelector(NTU25, threshold=0.5).select(dense[:-1], objective)
 
 
+def hand_dense() -> torch.Tensor:
+    """(1, 1, 2, 2, 25) features, non-zero everywhere: channel 0 is 1 but 3 on the left arm at frame 0;
+    channel 1 is 0.25 but 2 on the right leg (both frames) and 0.75 on joints 0 and 1 (trunk) at frame 1."""
+    h = torch.ones(1, 1, 2, 2, 25)
+    h[0, 0, 0, 0, list(LEFT_ARM)] = 3.0
+    h[0, 0, 1] = 0.25
+    h[0, 0, 1, :, list(RIGHT_LEG)] = 2.0
+    h[0, 0, 1, 1, [0, 1]] = 0.75
+    return h
+
+
+LINEAR = torch.tensor([1.0, -2.0])  # L(pooled) = 1·pooled_0 − 2·pooled_1: Δh_c = w_c / (M·T'·V) per cell
+
+
+def test_eq37_map_by_hand():
+    """[·]₊ on the gradient (eq. 37): α = (1/50, 0), so A = h_0 / 50, no G: scores h_0 / 3, region = the
+    left arm at frame 0 (3 / 3 >= 0.5, everything else 1 / 3); channel 1 (negative gradient) plays no part."""
+    scores, mask = ActionletSelector(NTU25, smooth=False, map="eq37").select(hand_dense(), lambda z: z @ LINEAR)
+    expected = torch.full((2, 25), 1 / 3)
+    expected[0, list(LEFT_ARM)] = 1.0
+    torch.testing.assert_close(scores[0, 0], expected)
+    expected_mask = torch.zeros(2, 25)
+    expected_mask[0, list(LEFT_ARM)] = 1.0
+    torch.testing.assert_close(mask[0, 0], expected_mask)
+
+
+RIGHT_LEG = set(NTU25.parts["right_leg"])
+
+
+def test_official_map_by_hand():
+    """LanglandsLin/ActCLR's _generate_mask: signed ḡ = (1, −2)/50 (batch mean, N = 1), cell value
+    ReLU(mean_c ḡ_c h_c) = ReLU(h_0 − 2 h_1)/100: 0.005 by default, 0.025 on the left arm at frame 0, 0 on the
+    right leg (1 − 4 < 0) and on joints 0, 1 at frame 1 (1 − 1.5 < 0); part means per frame; /1e-8, clip:
+    every part is on but the right leg. A ReLU before the channel mean or an unsigned ḡ would keep the leg."""
+    scores, mask = ActionletSelector(NTU25, map="official").select(hand_dense(), lambda z: z @ LINEAR)
+    part_means = torch.full((2, 25), 0.005)
+    part_means[0, list(LEFT_ARM)] = 0.025
+    part_means[:, list(RIGHT_LEG)] = 0.0
+    part_means[1, list(NTU25.parts["trunk"])] = 3 * 0.005 / 5
+    torch.testing.assert_close(scores[0, 0], part_means / 0.025)
+    expected_mask = torch.ones(2, 25)
+    expected_mask[:, list(RIGHT_LEG)] = 0.0
+    torch.testing.assert_close(mask[0, 0], expected_mask)
+    # the 1e-8 clip: a part mean of 0.4e-8 gives 0.4; the gradient is of the batch MEAN (N = 2 halves it)
+    tiny = official_map(torch.full((1, 1, 1, 1, 25), 0.8e-8), torch.ones(1, 1, 1, 1, 25), NTU_PARTS)[1]
+    torch.testing.assert_close(tiny, torch.full((1, 1, 1, 25), 0.8))
+    value = ActionletSelector(NTU25, map="official").activation_map(torch.cat([hand_dense()] * 2),
+                                                                    lambda z: z @ LINEAR)
+    torch.testing.assert_close(value[:, 0], (part_means / 2).expand(2, 2, 25))
+
+
+def motion_features_everywhere(x: torch.Tensor) -> torch.Tensor:
+    """Hand-built encoder whose features are non-zero everywhere: |joint velocity| + 0.3 per coordinate, a
+    constant channel, and a channel that is large (3) on the still right leg of every sequence and 0.2
+    elsewhere: a map that ignored the gradient's weights would land on that leg."""
+    velocity = (x[:, :, 1:] - x[:, :, :-1]).abs() + 0.3  # (N, C, T-1, V, M)
+    const = torch.ones_like(velocity[:, :1])
+    leg = torch.full_like(velocity[:, :1], 0.2)
+    leg[..., list(RIGHT_LEG), :] = 3.0
+    return torch.cat([velocity, const, leg], dim=1).permute(0, 4, 1, 2, 3)  # (N, M, C+2, T-1, V)
+
+
 def test_actionlet_falls_on_the_moving_arm():
     x = one_arm_batch()
     anchor = AverageMotionAnchor("dataset")
     anchor.set(dataset_average(x[1:].numpy()))  # the static training sequences
-    scores, mask = select_against_average(x, anchor, motion_features, lambda h: h)
-    assert mask.shape == (3, 2, 11, 25)
+    scores, mask = select_against_average(x, anchor, motion_features_everywhere, lambda h: h)
     selected = set(torch.nonzero(mask[0, 0].sum(dim=0)).flatten().tolist())
     assert selected and selected <= LEFT_ARM  # precision 1: only left-arm joints
     assert selected & set(MOVING)
-    assert mask[0, 1].sum() == 0 and mask[1:].sum() == 0  # the absent person and the static samples: none
-    assert scores.max() <= 1 and scores.min() >= 0
+    # over the clip, every moving joint scores above every still joint (G spreads the arm onto the shoulder)
+    still = sorted(set(range(25)) - LEFT_ARM)
+    assert scores[0, 0][:, MOVING].mean(dim=0).min() > scores[0, 0][:, still].mean(dim=0).max()
 
 
-def test_actionlet_with_a_real_stgcn_runs_and_batch_anchor():
+def test_actionlet_maps_carry_no_graph():
     from skelssl.models.stgcn import STGCN
 
     torch.manual_seed(0)
@@ -69,8 +134,6 @@ def test_actionlet_with_a_real_stgcn_runs_and_batch_anchor():
     head = torch.nn.Linear(16, 8)
     x = one_arm_batch(n=4, t=16)
     scores, mask = select_against_average(x, AverageMotionAnchor("batch"), enc.features, head)  # with autograd on
-    assert mask.shape == (4, 2, 4, 25) and torch.isfinite(scores).all()
-    assert set(mask.unique().tolist()) == {0.0, 1.0}
     # The maps carry no graph back into the encoder (the selector works on detached features): a training
     # loss built on them could not push gradients into the offline encoder.
     assert not scores.requires_grad and not mask.requires_grad

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from skelssl.methods.actclr.actionlet import (ActionletSelector, AverageMotionAnchor, Objective,
-                                              anchor_similarity_objective, dataset_average, upsample_to_frames)
+from skelssl.methods.actclr.actionlet import (ACTIONLET_MAPS, ActionletSelector, AverageMotionAnchor, Objective,
+                                              anchor_similarity_objective, upsample_to_frames)
 from skelssl.methods.actclr.mats import mats
 from skelssl.methods.actclr.safp import safp_pool
 from skelssl.methods.core.base import MoCoMethod
@@ -82,8 +82,11 @@ class ActCLR(MoCoMethod):
         "temperature_key": number(0.04, gt=0),  # τk, eq. 9
         # "dataset" = eq. 2 (paper); "batch" = batch mean (official code)
         "anchor": choice("dataset", "dataset", "batch"),
-        "actionlet_threshold": probability(0.5),  # on the max-normalised A of eq. 5
-        "actionlet_smooth": True,      # G of eq. 5
+        # eq37 = ActCLR+ eq. 37 ([·]₊ on the gradient, then eq. 5); official = LanglandsLin/ActCLR's _generate_mask
+        # (signed channel-mean gradient, ReLU after the channel mean, binary per body part)
+        "actionlet_map": choice("eq37", *ACTIONLET_MAPS),
+        "actionlet_threshold": probability(0.5),  # on the max-normalised A of eq. 5 (eq37 only)
+        "actionlet_smooth": True,      # G of eq. 5 (eq37 only)
         "actionlet_soft": False,       # use the normalised scores instead of the thresholded region
         "safp": choice("paper", "paper", "code"),  # "paper" = eq. 8; "code" = global_mix·GAP + (1-global_mix)·SAFP
         "safp_global_mix": probability(0.5),
@@ -105,34 +108,30 @@ class ActCLR(MoCoMethod):
         super().__init__(cfg, layout, train_data_info)
         m = self.cfg.method
         self.static_anchor = AverageMotionAnchor(source=m.anchor)
-        self.selector = ActionletSelector(self.layout, threshold=m.actionlet_threshold, smooth=m.actionlet_smooth)
+        self.selector = ActionletSelector(self.layout, threshold=m.actionlet_threshold, smooth=m.actionlet_smooth,
+                                          map=m.actionlet_map)
         self.last_actionlet: Tensor | None = None  # (N, M, T', V) of the last step, for analysis
         self.anchor_embedding: Tensor | None = None  # z̄ (1, D) of the last actionlet pass
 
     # ----- static anchor (eq. 2) ---------------------------------------------------------------------------
-    def update_anchor(self, data: Any, rows: Any = None) -> None:
-        """Recompute the average motion X̄ over a (N, C, T, V, M) array or memmap of training sequences
-        (optionally only its `rows`); call again whenever the training data changes."""
-        average = dataset_average(data, rows=rows).to(self.device)
+    @torch.no_grad()
+    def update_anchor(self, data: Any = None, rows: Any = None) -> None:
+        """Recompute the average motion X̄ (eq. 2) over the fit's training set, or over a (N, C, T, V, M)
+        array or memmap `data` (optionally only its `rows`), read by MoCoMethod.training_batches; call again
+        whenever the training data changes."""
+        total, count = None, 0
+        for _, x, valid in self.training_batches("the average motion (eq. 2)", data, rows=rows):
+            part = self.clean_view(x, valid).double().sum(dim=0)  # float64: a sum over the whole set
+            total, count = (part if total is None else total + part), count + x.shape[0]
+        if not count:
+            raise ValueError("the average motion needs at least one training sequence")
+        average = (total / count).float()
         self.static_anchor.set(self.to_stream(average.unsqueeze(0))[0])  # streams are linear in X
-
-    def training_data(self, purpose: str) -> tuple[Any, Any]:
-        """(array or memmap (N, C, T, V, M), rows of the training samples or None for all) of the fit's
-        training set; `purpose` names what needs it in the error raised without one."""
-        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        dataset = getattr(datamodule, "train_dataset", None)
-        data = getattr(dataset, "data", None)
-        if data is None:
-            raise RuntimeError(f"{self.name} needs the training data (trainer.datamodule.train_dataset.data) "
-                               f"to compute {purpose}")
-        indices = getattr(dataset, "indices", None)
-        return data, None if indices is None or data.shape[0] == len(dataset) else indices  # memmap of all
 
     def on_fit_start_hook(self) -> None:
         if self.cfg.method.anchor != "dataset" or self.static_anchor.is_set:
             return  # batch anchor, or resumed from a checkpoint that holds the anchor
-        self.update_anchor(*self.training_data("the average motion (or call update_anchor(data) first, or set "
-                                               "method.anchor=batch)"))
+        self.update_anchor()
 
     # ----- the steps -----------------------------------------------------------------------------------------
     def actionlet_objective(self, z_anchor: Tensor) -> Objective:

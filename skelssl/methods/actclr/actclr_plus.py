@@ -9,17 +9,15 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from skelssl.console import Progress
 from skelssl.errors import UserError
 from skelssl.methods.actclr.actclr import ActCLR
 from skelssl.methods.actclr.actionlet import Objective, upsample_to_frames
 from skelssl.methods.actclr.inter_sd import actionlet_shares, mixed_target
 from skelssl.methods.actclr.mats import mats_plus
-from skelssl.methods.actclr.prototypes import ActionPrototypes, cluster_prototypes, triplet_objective
+from skelssl.methods.actclr.prototypes import ActionPrototypes, TripletObjective, cluster_prototypes, triplet_objective
 from skelssl.methods.actclr.sam import MaskedMotionDecoder, gumbel_topk_mask, masked_mse, motion_target
 from skelssl.methods.registry import register_method
 from skelssl.models.passes import frozen_statistics, side_effect_free
@@ -49,10 +47,11 @@ class ActCLRPlus(ActCLR):
        negative, margin γ (`triplet_margin`; `triplet_hinge=false` drops the [.]_+, whose zero region leaves
        a sequence without actionlet); channel weights from the positive part of its gradient
        (eq. 37), A = [Σ_c α_c h]_+ G (eq. 38), the selector ActCLR uses. Prototypes: spherical k-means
-       (eq. 33) of the offline embeddings g_k(GAP(f_k(x))) of every training sequence, unaugmented, in
-       side-effect-free passes of the trainer's batch size; computed at the start of the first epoch after
-       the warm-up and every `prototype_every` epochs after it (each refresh's seconds and share of its
-       epoch are logged: prototype_seconds, prototype_share); saved in the checkpoint.
+       (eq. 33) of the offline embeddings g_k(GAP(f_k(x))) of every training sequence, unaugmented, in one
+       side-effect-free pass (MoCoMethod.encode_all); computed at the start of every epoch after the warm-up
+       (`prototype_every`, 1: a stale set leaves eq. 36's hinge at zero, see docs/fidelity_actclr_plus.md;
+       each refresh's seconds and share of its epoch are logged: prototype_seconds, prototype_share); saved
+       in the checkpoint. `train/hinge_active`: the share of sequences whose eq. 36 hinge is active.
     2. Views x_q, x_k (normal augmentations) and MATS on x_q (eqs. 40-44, mats.mats_plus): T_act = AimCLR's
        eight extreme augmentations; T_non = dropout + rescale, the adversarial transformation (one FGSM step of
        size `adversarial_epsilon` against eq. 36 through the offline encoder on each of eq. 16's mask, shear
@@ -73,7 +72,7 @@ class ActCLRPlus(ActCLR):
     `t_non`, `adversarial`, `skeleton_mask` (Table XI).
 
     Choices where the paper is open (docs/fidelity_actclr_plus.md): the number of prototypes (0 = the
-    number of action classes of the training set), refresh every 5 epochs, 30 k-means iterations; γ = 0.2;
+    number of action classes of the training set), refresh every epoch, 30 k-means iterations; γ = 0.2;
     ε = 0.03 and Gaussian σ = 0.03 (together about ActCLR's 0.05 noise); dropout 0.1, rescale U(0.8, 1.2);
     the skeleton mask hides one limb for the whole sequence with p = 0.5, padded with a partner sequence;
     the offline pooling is GAP (eq. 45 has no SAFP; `offline_pool=safp` uses ActCLR's); Inter-SD mixes the
@@ -86,11 +85,11 @@ class ActCLRPlus(ActCLR):
     DEFAULTS: ClassVar[dict[str, Any]] = {
         **{key: ActCLR.DEFAULTS[key] for key in (
             "queue_size", "momentum", "feature_dim", "temperature_query", "temperature_key", "anchor",
-            "actionlet_threshold", "actionlet_smooth", "actionlet_soft", "safp", "safp_global_mix",
+            "actionlet_map", "actionlet_threshold", "actionlet_smooth", "actionlet_soft", "safp", "safp_global_mix",
             "mining_topk", "mining_exclude_above", "mining_square_query", "warmup")},
         # action prototypes (eq. 33) and the triplet anchor (eq. 36)
         "num_prototypes": integer(0, ge=0),  # 0 = the number of action classes of the training set
-        "prototype_every": integer(5, ge=1),  # epochs between refreshes
+        "prototype_every": integer(1, ge=1),  # epochs between refreshes (1: fresh, the hinge stays active)
         "prototype_iterations": integer(30, ge=1),
         "triplet_margin": number(0.2, ge=0),  # γ
         "triplet_hinge": True,         # eq. 36's [.]_+ as printed; false: every sequence gets a gradient
@@ -138,6 +137,7 @@ class ActCLRPlus(ActCLR):
                                            hidden=int(m.sam_hidden))
         self.prototype_seconds = 0.0
         self._epoch_started: float | None = None
+        self.last_objective: TripletObjective | None = None  # of the last actionlet pass (its hinge share)
 
     def learnable_params(self) -> list[dict[str, Any]]:
         return super().learnable_params() + [{"name": "sam_decoder", "params": list(self.decoder.parameters())}]
@@ -151,24 +151,22 @@ class ActCLRPlus(ActCLR):
         return k
 
     @torch.no_grad()
-    def refresh_prototypes(self, data: Any, rows: Any = None, epoch: int = 0, batch_size: int = 128) -> None:
-        """Eq. 33 over the training sequences `data` (N, C, T, V, M) (array or memmap; optionally only `rows`):
-        the offline embeddings of the unaugmented sequences, clustered on the hypersphere."""
-        rows = np.arange(int(data.shape[0])) if rows is None else np.sort(np.asarray(rows))
-        embeddings = []
-        with side_effect_free(self.encoder_k, self.projector_k), \
-                Progress(len(rows), "ActCLR+ prototypes: offline embeddings", "sequences") as bar:
-            for start in range(0, len(rows), batch_size):
-                x = torch.as_tensor(np.asarray(data[rows[start:start + batch_size]]), dtype=torch.float32,
-                                    device=self.device)
-                embeddings.append(self.projector_k(self.encoder_k(self.to_stream(x))))  # kmeans normalises
-                bar.update(int(x.shape[0]))
+    def refresh_prototypes(self, data: Any = None, rows: Any = None, epoch: int = 0,
+                           batch_size: int | None = None) -> None:
+        """Eq. 33 over the fit's training set, or over a (N, C, T, V, M) array or memmap `data` (optionally
+        only its `rows`): the offline embeddings of the unaugmented sequences (MoCoMethod.encode_all),
+        clustered on the hypersphere."""
+        embeddings = self.encode_all(lambda x: self.projector_k(self.encoder_k(x)),  # kmeans normalises
+                                     "the action prototypes (eq. 33)", data, rows=rows, batch_size=batch_size,
+                                     desc="ActCLR+ prototypes: offline embeddings")
         generator = torch.Generator(device=self.device).manual_seed(int(self.cfg.trainer.seed) * 1000 + epoch)
-        self.prototypes.set(cluster_prototypes(torch.cat(embeddings), self.num_prototypes(), generator,
+        self.prototypes.set(cluster_prototypes(embeddings, self.num_prototypes(), generator,
                                                int(self.cfg.method.prototype_iterations)), epoch)
 
     def prototypes_due(self, epoch: int) -> bool:
-        if self.in_warmup():
+        """Whether eq. 33's prototypes are to be (re)computed at the start of `epoch`: every `prototype_every`
+        epochs from the first one after the warm-up, once per epoch."""
+        if self.warmup is not None and self.warmup.active(epoch):  # `epoch`, not the trainer's current one
             return False
         start = self.warmup.epochs if self.warmup is not None else 0
         due = not self.prototypes.is_set or (epoch - start) % int(self.cfg.method.prototype_every) == 0
@@ -179,8 +177,7 @@ class ActCLRPlus(ActCLR):
         self.prototype_seconds = 0.0
         epoch = self.current_epoch
         if self.prototypes_due(epoch):
-            data, rows = self.training_data("the action prototypes (eq. 33)")
-            self.refresh_prototypes(data, rows, epoch, batch_size=int(self.cfg.trainer.batch_size))
+            self.refresh_prototypes(epoch=epoch)
             self.prototype_seconds = time.perf_counter() - self._epoch_started
 
     def on_train_epoch_end(self) -> None:
@@ -192,9 +189,12 @@ class ActCLRPlus(ActCLR):
 
     # ----- step 1: the actionlet (eqs. 36-38) -----------------------------------------------------------------
     def actionlet_objective(self, z_anchor: Tensor) -> Objective:
-        """Eq. 36: [sim(z, p) − sim(z, b) + γ]_+, p the nearest prototype, b the average motion's embedding."""
-        return triplet_objective(self.projector_k, self.prototypes, z_anchor, float(self.cfg.method.triplet_margin),
-                                 hinge=bool(self.cfg.method.triplet_hinge))
+        """Eq. 36: [sim(z, p) − sim(z, b) + γ]_+, p the nearest prototype, b the average motion's embedding;
+        kept in `last_objective`, whose `active_share` training logs as hinge_active."""
+        self.last_objective = triplet_objective(self.projector_k, self.prototypes, z_anchor,
+                                                float(self.cfg.method.triplet_margin),
+                                                hinge=bool(self.cfg.method.triplet_hinge))
+        return self.last_objective
 
     # ----- step 2: MATS (eqs. 40-44) -----------------------------------------------------------------------------
     def attack_gradient(self, x_query: Tensor, actionlet: Tensor) -> Tensor:
@@ -273,6 +273,7 @@ class ActCLRPlus(ActCLR):
         x = batch["x"]
         with phase("actionlet"):
             scores, mask = self.actionlet_maps(self.to_stream(x))  # step 1, on the original X
+        hinge_active = self.last_objective.active_share  # before the attack evaluates eq. 36 again
         actionlet = scores if m.actionlet_soft else mask
         actionlet_frames = upsample_to_frames(actionlet, x.shape[2])
         x_query, x_key, query_tracker, key_tracker = self.views(x)
@@ -288,7 +289,7 @@ class ActCLRPlus(ActCLR):
             z_key = self.encode_offline(x_key, actionlet_frames, key_tracker)
         self.expose(query=z_query, key=z_key)
         loss = z_query.new_zeros(())
-        logs: dict[str, Any] = {"actionlet_fraction": actionlet.mean().detach()}
+        logs: dict[str, Any] = {"actionlet_fraction": actionlet.mean().detach(), "hinge_active": hinge_active}
         if m.intra_sd:
             intra = self.mining_loss(z_query, z_key)  # eq. 45
             loss = loss + float(m.intra_sd_weight) * intra

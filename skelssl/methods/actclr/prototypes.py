@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from skelssl.methods.actclr.actionlet import Objective, size_buffers_to_saved
 from skelssl.methods.core.kmeans import kmeans
 
-__all__ = ["ActionPrototypes", "triplet_objective", "cluster_prototypes"]
+__all__ = ["ActionPrototypes", "TripletObjective", "triplet_objective", "cluster_prototypes"]
 
 
 def cluster_prototypes(embeddings: Tensor, k: int, generator: torch.Generator, iterations: int = 30) -> Tensor:
@@ -58,23 +58,40 @@ class ActionPrototypes(nn.Module):
         return (z.detach().float() @ self.centers.t()).argmax(dim=1)
 
 
+class TripletObjective:
+    """Eq. 36 as an objective of the pooled offline features (see `triplet_objective`); after each call
+    `active` (N,) says for which sequences the hinge's argument was positive (their gradient is non-zero)."""
+
+    def __init__(self, head: Callable[[Tensor], Tensor], prototypes: ActionPrototypes, static_embedding: Tensor,
+                 margin: float = 0.2, hinge: bool = True) -> None:
+        if not prototypes.is_set:
+            raise RuntimeError("ActCLR+ has no action prototypes yet: refresh them (ActCLRPlus.refresh_prototypes) "
+                               "before selecting actionlets")
+        self.head, self.prototypes, self.margin, self.hinge = head, prototypes, float(margin), bool(hinge)
+        self.static = F.normalize(static_embedding.detach(), dim=1)
+        self.active: Tensor | None = None
+
+    def __call__(self, pooled: Tensor) -> Tensor:
+        z = F.normalize(self.head(pooled), dim=1)
+        p = self.prototypes.centers[self.prototypes.nearest(z)].to(z.dtype)
+        value = (z * p).sum(dim=1) - (z * self.static).sum(dim=1) + self.margin  # eq. 36 inside [.]_+
+        self.active = (value > 0).detach()
+        return torch.relu(value) if self.hinge else value
+
+    @property
+    def active_share(self) -> Tensor:
+        """The share of the last call's sequences whose eq. 36 hinge is active."""
+        if self.active is None:
+            raise RuntimeError("the triplet objective has not been evaluated yet")
+        return self.active.float().mean()
+
+
 def triplet_objective(head: Callable[[Tensor], Tensor], prototypes: ActionPrototypes, static_embedding: Tensor,
-                      margin: float = 0.2, hinge: bool = True) -> Objective:
+                      margin: float = 0.2, hinge: bool = True) -> TripletObjective:
     """Eq. 36 as an objective of the pooled offline features: I(h) = [sim(z, p) − sim(z, b) + γ]_+ with
     z = g_k(h) normalised, p its nearest prototype and b = static_embedding (1, D) normalised.
 
     hinge=False drops the [.]_+: where eq. 36's hinge is zero (z nearer the static anchor than its prototype
     by more than γ) its gradient, and so the actionlet and the FGSM step made from it, is zero; without the
     hinge every sequence gets the gradient of sim(z, p) − sim(z, b)."""
-    if not prototypes.is_set:
-        raise RuntimeError("ActCLR+ has no action prototypes yet: refresh them (ActCLRPlus.refresh_prototypes) "
-                           "before selecting actionlets")
-    b = F.normalize(static_embedding.detach(), dim=1)
-
-    def objective(pooled: Tensor) -> Tensor:
-        z = F.normalize(head(pooled), dim=1)
-        p = prototypes.centers[prototypes.nearest(z)].to(z.dtype)
-        value = (z * p).sum(dim=1) - (z * b).sum(dim=1) + margin
-        return torch.relu(value) if hinge else value
-
-    return objective
+    return TripletObjective(head, prototypes, static_embedding, margin, hinge)

@@ -158,6 +158,9 @@ def test_the_attack_step_on_a_linear_objective_by_hand(eps, per_coordinate):
     expected[:, :, :, 1, 0] = -s[:, :, :, 1, 0] * two_coords
     expected[1, :, :, :, 1] = 0.0  # no ghost second person
     torch.testing.assert_close(rho, expected, atol=1e-7, rtol=1e-6)
+    # Adam's step does not depend on the gradient's scale: eq. 5's gradients are far below Adam's eps 1e-8
+    tiny, _ = attack_perturbation(lambda view: 1e-10 * (w * view).sum(), x, None, grid_frames=4, eps=eps, eta=0.5)
+    torch.testing.assert_close(tiny, expected, atol=1e-7, rtol=1e-6)
     # the literal per-sequence ball always binds: ε has no effect there (the defect of the earlier step)
     whole, _ = attack_perturbation(lambda view: (w * view).sum(), x, None, grid_frames=4, eps=eps, eta=0.5,
                                    bound_unit="sequence")

@@ -43,7 +43,7 @@ ENTRIES = [
     dict(name="attack-shear-transposed", path="skelssl/transforms/masking.py",
          old='        grad_r = torch.einsum("nctvm,ndtvm->ncd", x, g)\n',
          new='        grad_r = torch.einsum("nctvm,ndtvm->ndc", x, g)\n',
-         tests=(P + "test_fgsm_steps_mask_shear_and_noise_by_hand",),
+         tests=(P + "test_fgsm_matrix_steps_follow_the_sign_of_autograds_gradient_on_each_matrix",),
          why="∇_R I transposed: the shear steps the wrong off-diagonal entries"),
     dict(name="attack-shear-diagonal", path="skelssl/transforms/masking.py",
          old="- epsilon * torch.sign(grad_r) * off_diagonal\n", new="- epsilon * torch.sign(grad_r)\n",

@@ -55,3 +55,9 @@ def test_every_combination_loads_with_the_papers_constants(dataset, piece, strea
         assert cfg.method.name == "skeletonclr" and cfg.model.encoder == encoder
         assert (cfg.plugins.prosl.start_epoch, cfg.trainer.epochs, cfg.optim.lr) == (250, 300, 0.1)
     assert cfg.plugins.prosl.outlier_threshold == 0.027
+
+
+def test_hico_lstm_has_one_bilstm_layer_with_or_without_its_encoder_piece():
+    """The authors' released options (num_layer 1) and ProSL §4.2 (output 512 = 2 x 256): one BiLSTM layer."""
+    for encoder in (None, "hico"):
+        assert load_config(None, [], method="prosl-hico", encoder=encoder).model.hico.num_layers == 1

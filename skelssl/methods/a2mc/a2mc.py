@@ -36,7 +36,8 @@ class A2MC(MoCoMethod):
     then joint corruption or pose shear (§III-A, [33]); x̂ = x + ρ by the targeted attack (eqs. 5-6, attack.py)
     through the query encoder and the class head in a side-effect-free pass (BatchNorm statistics untouched,
     dropout off, not watched by the collapse monitor, no random draws); x1 = basic(x̂) (weak), x2 = basic(x̂)
-    then STRONG_EXTRA (strong). f0 from the key encoder, f1, f2, f3 from the query encoder.
+    then STRONG_EXTRA (strong). f0 from the key encoder, f1, f2, f3 from the query encoder (one call with
+    per-view BatchNorm statistics on the recurrent encoders, batching.py).
     Loss: MC (eqs. 9-11, mc_loss.py) over M0 and the mixed banks (pnm.py), plus the head's own training loss
     (attack.py) on the detached basic query feature, which reaches only the head.
     After each optimiser step M0 ascends its gradient (eq. 7), computed from the MC loss at temperature

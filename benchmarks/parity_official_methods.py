@@ -42,12 +42,15 @@ from typing import Any, Callable, Iterator
 from unittest import mock
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 
 from skelssl.config import defaults_for
 from skelssl.methods.actclr import actclr as ours_actclr
+from skelssl.methods.actclr.actionlet import ActionletSelector, anchor_similarity_objective, upsample_to_frames
+from skelssl.methods.actclr.safp import safp_pool
 from skelssl.methods.aimclr import aimclr as ours_aimclr
 from skelssl.methods.core import losses as ours_losses
 from skelssl.console import run_script
@@ -55,7 +58,11 @@ from skelssl.interop.sources import SourceFile
 from skelssl.interop.torchlight import read_torchlight
 from skelssl.methods.core.base import MoCoMethod
 from skelssl.methods.registry import build_method
+from skelssl.models.heads import Projector
+from skelssl.models.passes import side_effect_free
+from skelssl.models.pooling import pool
 from skelssl.models.recurrent import BiGRU
+from skelssl.transforms.tracking import ViewTracker
 
 MIRRORS = Path("/work/.mirror")
 TOLERANCE = 1e-5
@@ -86,7 +93,8 @@ class Row:
 
     @property
     def worst(self) -> float:
-        return max([abs(self.loss_ours - self.loss_theirs), *self.differences.values()])
+        loss = abs(self.loss_ours - self.loss_theirs)
+        return max([0.0 if loss != loss else loss, *self.differences.values()])
 
 
 # ----- the authors' code, read from a snapshot ----------------------------------------------------------------
@@ -96,17 +104,17 @@ def commit_of(repo: Path) -> str:
 
 
 def write_authors_files(repo: Path, names: tuple[str, ...], target: Path,
-                        patches: tuple[tuple[str, str], ...] = ()) -> None:
-    """git show HEAD:<name> for each name into target (torchlight/torchlight/x.py as torchlight/x.py), with the
+                        patches: tuple[tuple[str, str], ...] = (), commit: str = "HEAD") -> None:
+    """git show <commit>:<name> for each name into target (torchlight/torchlight/x.py as torchlight/x.py), with the
     text patches applied (each must apply to at least one file)."""
     applied = {old: 0 for old, _ in patches}
     for name in names:
-        shown = subprocess.run(["git", f"--git-dir={repo}", "show", f"HEAD:{name}"], capture_output=True, check=False)
+        shown = subprocess.run(["git", f"--git-dir={repo}", "show", f"{commit}:{name}"], capture_output=True, check=False)
         text = shown.stdout.decode() if shown.returncode == 0 else ""  # an absent __init__.py: empty
         for old, new in patches:
             applied[old] += text.count(old)
             text = text.replace(old, new)
-        path = target / name.removeprefix("torchlight/")
+        path = target / (name[len("torchlight/"):] if name.startswith("torchlight/torchlight/") else name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     missing = [old for old, count in applied.items() if count == 0]
@@ -121,10 +129,11 @@ def forget_authors_modules() -> None:
 
 @contextlib.contextmanager
 def authors_code(repo: Path, names: tuple[str, ...], work: Path,
-                 patches: tuple[tuple[str, str], ...] = ()) -> Iterator[None]:
-    """Their files importable (first on sys.path) and `.cuda()` the identity, for the duration of the block."""
-    target = work / repo.parent.name
-    write_authors_files(repo, names, target, patches)
+                 patches: tuple[tuple[str, str], ...] = (), commit: str = "HEAD") -> Iterator[None]:
+    """Their files (at `commit`) importable (first on sys.path) and `.cuda()` the identity, for the duration of
+    the block."""
+    target = work / repo.parent.name / commit
+    write_authors_files(repo, names, target, patches, commit)
     forget_authors_modules()
     stand_ins = {name: types.ModuleType(name) for name in UNUSED_IMPORTS
                  if name not in sys.modules and importlib.util.find_spec(name) is None}
@@ -157,7 +166,8 @@ def load_theirs_into_ours(theirs: nn.Module, ours: MoCoMethod) -> dict[str, str]
     [imported] = read_torchlight(source, head="projector")
     placed = {k: v for k, v in imported.state.items() if not k.startswith("source.")}
     missing, unexpected = ours.load_state_dict(placed, strict=False)
-    left = [k for k in missing if not k.startswith("queue.")]
+    # not in their file: the queue (copied below), ActCLR's anchor and smoothing graph (method state of ours)
+    left = [k for k in missing if not k.startswith(("queue.", "static_anchor.", "selector."))]
     if left or unexpected:
         raise RuntimeError(f"import did not fill our method: missing {left}, unexpected {unexpected}")
     with torch.no_grad():
@@ -381,8 +391,9 @@ def bigru_rows(repo: Path, work: Path) -> list[Row]:
         for layers in (1, 3):
             for part in ("forward direction", "whole feature"):
                 torch.manual_seed(0)
-                their_moco = TheirMoCo("seq-based", {"en_input_size": 150, "en_hidden_size": GRU_HIDDEN,
-                                                     "en_num_layers": layers, "num_class": 128}, pretrain=False)
+                with contextlib.redirect_stdout(None):  # their init prints every layer
+                    their_moco = TheirMoCo("seq-based", {"en_input_size": 150, "en_hidden_size": GRU_HIDDEN,
+                                                         "en_num_layers": layers, "num_class": 128}, pretrain=False)
                 theirs = their_moco.encoder_q.train()
                 ours = BiGRU("ntu25", hidden_size=GRU_HIDDEN, num_layers=layers, input_frames=FRAMES).double()
                 ours.train()
@@ -442,6 +453,181 @@ def torch_default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(before)
 
 
+# ----- ActCLR -----------------------------------------------------------------------------------------------
+ACTCLR_FILES = STGCN_FILES + ("torchlight/__init__.py", "torchlight/io.py", "torchlight/gpu.py", "net/actclr.py")
+# The last commit with a linear projector: at HEAD (7c63e60) the projector is a 1x1 convolution and
+# `_generate_mask` normalises a size-1 axis, so its gradient, hence the actionlet, is zero (REFERENCE_NOTES).
+ACTCLR_LINEAR = "5e038f096d25a8a79e9095ac6760d69a98877a22"
+# at that commit the Skeleton Mix key broadcasts (N,) against (N, 128), which runs only at batch 128; their
+# next commit's fix, applied as a load-time patch
+MIX_KEY_FIX = ("kc = k * c + k[randidx] * p", "kc = k * c[:, None] + k[randidx] * p[:, None]")
+ACTCLR_QUEUE = 8192  # their select_topk keeps 8192 entries: the queue must hold at least that many
+ACTCLR_OFFICIAL = {"actionlet_map": "official", "anchor": "batch", "safp": "code", "mining_topk": 8192,
+                   "mining_exclude_above": 0.95, "mining_square_query": True, "queue_size": ACTCLR_QUEUE}
+
+
+@contextlib.contextmanager
+def one_process_group(work: Path) -> Iterator[None]:
+    """A gloo group of one process: their shuffle-BN and key gather (torch.distributed) run as the identity."""
+    if dist.is_initialized():
+        yield
+        return
+    dist.init_process_group("gloo", init_method=f"file://{work / 'gloo-rendezvous'}", rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+        (work / "gloo-rendezvous").unlink(missing_ok=True)
+
+
+def their_dense_and_anchor(encoder: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """(their last feature map (N·M, C, T', V) of x, their anchor embedding of x's batch mean), both as their
+    forward(key=True) computes them (BatchNorm in train mode, the anchor a batch of its own)."""
+    caught: dict[str, Tensor] = {}
+    hook = encoder.st_gcn_networks[-1].register_forward_hook(lambda m, i, out: caught.update(dense=out[0]))
+    with torch.no_grad():
+        [anchor] = encoder(x.mean(dim=0, keepdim=True))
+        encoder(x)
+    hook.remove()
+    return caught["dense"], anchor
+
+
+def our_projector(their_fc: nn.Module) -> Projector:
+    """Our projector with their (Linear-ReLU-Linear or 1x1-conv) fc's weights."""
+    projector = Projector(256, 256, 128).double()
+    with torch.no_grad():
+        for index in (0, 2):
+            projector[index].weight.copy_(their_fc[index].weight.reshape(projector[index].weight.shape))
+            projector[index].bias.copy_(their_fc[index].bias)
+    return projector
+
+
+def actionlet_map_row(theirs: nn.Module, x: Tensor, commit: str) -> Row:
+    """The official map on the same dense features and anchor embedding: their `_generate_mask` vs our
+    ActionletSelector(map="official") with the anchor objective on our projector holding their fc."""
+    encoder = theirs.encoder_k
+    dense, anchor = their_dense_and_anchor(encoder, x)
+    n, m = x.shape[0], x.shape[4]
+    their_mask = encoder._generate_mask(dense, n, m, anchor).view(n, m, *dense.shape[2:])
+    selector = ActionletSelector("ntu25", map="official").double()
+    dense_ours = dense.view(n, m, *dense.shape[1:])
+    _, mask = selector.select(dense_ours, anchor_similarity_objective(our_projector(encoder.fc), anchor))
+    linear = commit == ACTCLR_LINEAR
+    return Row("ActCLR", f"actionlet map, official, same features ({commit[:7]}, "
+               f"{'linear' if linear else '1x1-conv'} projector)", float("nan"), float("nan"),
+               {"actionlet": (mask - their_mask).abs().max().item()}, expected_equal=linear,
+               note=f"cells on: ours {mask.mean().item():.3f}, theirs {their_mask.mean().item():.3f}")
+
+
+def safp_rows(theirs: nn.Module, x: Tensor) -> list[Row]:
+    """Their key, normalise(0.5·g(GAP(h)) + 0.5·g(maskpool(h))) with their mask, vs our safp="code" key
+    normalise(g(0.5·GAP + 0.5·SAFP)) on the same features and mask; and the same mixing after g computed
+    from our pieces (pool, safp_pool "paper", our projector), which reads their arithmetic independently."""
+    encoder = theirs.encoder_k
+    dense, anchor = their_dense_and_anchor(encoder, x)
+    n, m = x.shape[0], x.shape[4]
+    with torch.no_grad():
+        k_global, k_masked, mask = encoder(x, key=True, mean_feat=anchor)
+        their_key = F.normalize(0.5 * k_global + 0.5 * k_masked, dim=1)
+        g = our_projector(encoder.fc)
+        dense = dense.view(n, m, *dense.shape[1:])
+        mask = mask.view(n, m, *dense.shape[3:]).double()  # their _generate_mask returns float32
+        ours = F.normalize(g(safp_pool(dense, mask, "code", 0.5)), dim=1)
+        after = F.normalize(0.5 * g(pool(dense)) + 0.5 * g(safp_pool(dense, mask, "paper")), dim=1)
+    return [Row("ActCLR", "SAFP key, safp=code, same features and mask", float("nan"), float("nan"),
+                {"key": (ours - their_key).abs().max().item()}, expected_equal=False,
+                note="ours mixes the pooled features before the projector, theirs the projections after it"),
+            Row("ActCLR", "SAFP key, mixed after the projector, from our pieces (pool, safp_pool paper, projector)",
+                float("nan"), float("nan"), {"key": (after - their_key).abs().max().item()},
+                note="their masked mean divides by Σmask + 1e-5 and their mask is float32")]
+
+
+def mining_row(theirs: nn.Module, their_kld: Callable[[Tensor, Tensor], Tensor]) -> Row:
+    """Similarity mining on the same query, key and bank: their kld(select_topk((q·M)², k·M)) vs our
+    similarity_mining_loss with the official options; gradients with respect to the unnormalised query."""
+    g = torch.Generator().manual_seed(3)
+    u = torch.randn(BATCH, 128, generator=g, dtype=torch.float64)
+    z_key = F.normalize(u + 0.3 * torch.randn(u.shape, generator=g, dtype=torch.float64), dim=1)
+    bank = F.normalize(torch.randn(ACTCLR_QUEUE, 128, generator=g, dtype=torch.float64), dim=1)
+    bank[:BATCH] = F.normalize(z_key + 0.01 * torch.randn(z_key.shape, generator=g, dtype=torch.float64), dim=1)
+    u_theirs, u_ours = u.clone().requires_grad_(True), u.clone().requires_grad_(True)
+    q = F.normalize(u_theirs, dim=1)
+    q_topk, k_topk = theirs.select_topk((q @ bank.t()) ** 2, z_key @ bank.t())
+    their_loss = their_kld(q_topk, k_topk)
+    their_loss.backward()
+    with bank_logits_in_input_precision(True):
+        loss = ours_actclr.similarity_mining_loss(F.normalize(u_ours, dim=1), z_key, bank, 0.1, 0.04, topk=8192,
+                                                  exclude_above=0.95, square_query=True)
+    loss.backward()
+    # KL = cross-entropy − H(p_k): the entropy of the key's distribution over its kept entries
+    sim_k = (z_key @ bank.t()).masked_fill(z_key @ bank.t() > 0.95, -1.0)
+    p_k = F.softmax(sim_k.topk(8192, dim=1).values / 0.04, dim=1)
+    entropy = -(p_k * p_k.log()).sum(dim=1).mean().item()
+    return Row("ActCLR", "similarity mining (topk 8192, > 0.95 excluded, squared query)", loss.item(),
+               their_loss.item(), {"gradients": (u_ours.grad - u_theirs.grad).abs().max().item(),
+                                   "|Δ loss| − H(p_k)": abs(abs(loss.item() - their_loss.item()) - entropy)},
+               expected_equal=False, note=f"ours cross-entropy, theirs KL: the losses differ by H(p_k) = "
+               f"{entropy:.4f}; largest |grad| {u_theirs.grad.abs().max().item():.2g}")
+
+
+def end_to_end_key_row(theirs: nn.Module, work: Path, x: Tensor) -> Row:
+    """Their whole forward (shuffle-BN in a one-process group) and the key it enqueues, vs our method's key
+    for the same view with the official options: our actionlet_maps on it (identity tracker) and
+    encode_offline. Differs by the SAFP mixing above and by the anchor's BatchNorm batch (ours encodes the
+    anchor in one batch with the sequences, theirs on its own)."""
+    ours = skelssl_method("actclr", **ACTCLR_OFFICIAL)
+    load_theirs_into_ours(theirs, ours)
+    theirs, ours = theirs.double().train(), ours.double().train()
+    with torch.no_grad():
+        ours.queue.bank.copy_(theirs.queue.t())
+    torch.manual_seed(4)
+    import random  # noqa: PLC0415 - their Skeleton Mix draws from Python's generator
+    random.seed(4)
+    with one_process_group(work):
+        # views: copies of the same sequence (only the key is compared; their ske_trans writes into its input)
+        theirs(x.clone(), x.clone(), x.clone(), x.clone(), epoch=0).backward()
+    their_key = theirs.queue[:, :BATCH].t()
+    dense_caught = their_dense_and_anchor(theirs.encoder_k, x)[0]
+    _, mask = ours.actionlet_maps(x)
+    z_key = ours.encode_offline(x, upsample_to_frames(mask, x.shape[2]), ViewTracker.for_batch(x))
+    their_mask = theirs.encoder_k._generate_mask(dense_caught, x.shape[0], x.shape[4],
+                                                 their_dense_and_anchor(theirs.encoder_k, x)[1]).view(mask.shape)
+    # both causes undone from our pieces: the anchor encoded in a batch of its own, the mix after the projector
+    with side_effect_free(ours.encoder_k, ours.projector_k), torch.no_grad():
+        dense = ours.encoder_k.features(x)
+        anchor = ours.projector_k(pool(ours.encoder_k.features(x.mean(dim=0, keepdim=True))))
+        _, alone = ours.selector.select(dense, anchor_similarity_objective(ours.projector_k, anchor))
+        g = ours.projector_k
+        mixed_after = F.normalize(0.5 * g(pool(dense)) + 0.5 * g(safp_pool(dense, alone, "paper")), dim=1)
+    return Row("ActCLR", "key of a whole step (official options)", float("nan"), float("nan"),
+               {"key": (z_key - their_key).abs().max().item(),
+                "actionlet": (mask - their_mask).abs().max().item(),
+                "actionlet, anchor alone (our pieces)": (alone - their_mask).abs().max().item(),
+                "key, anchor alone + mix after g (our pieces)": (mixed_after - their_key).abs().max().item()},
+               expected_equal=False, note="SAFP mixing and the anchor's BatchNorm batch")
+
+
+def actclr_rows(repo: Path, work: Path) -> list[Row]:
+    rows = []
+    for commit in (ACTCLR_LINEAR, commit_of(repo)):
+        patches = (MIX_KEY_FIX,) if commit == ACTCLR_LINEAR else ()
+        with authors_code(repo, ACTCLR_FILES, work, patches, commit=commit):
+            from net import actclr as their_module  # noqa: PLC0415 - their code, read at run time
+            torch.manual_seed(0)
+            theirs = their_module.actclr(base_encoder="net.st_gcn.Model", queue_size=ACTCLR_QUEUE, in_channels=3,
+                                         hidden_channels=16, hidden_dim=256, dropout=0.0, num_class=60)
+            x = skeleton_batch()
+            if commit != ACTCLR_LINEAR:
+                rows.append(actionlet_map_row(theirs.double().train(), x, commit))
+                continue
+            rows.append(end_to_end_key_row(copy.deepcopy(theirs), work, x))
+            theirs = theirs.double().train()
+            rows.append(actionlet_map_row(theirs, x, commit))
+            rows.extend(safp_rows(theirs, x))
+            rows.append(mining_row(theirs, their_module.kld))
+    return rows
+
+
 # ----- table ------------------------------------------------------------------------------------------------
 def print_table(rows: list[Row]) -> None:
     keys = list(dict.fromkeys(k for row in rows for k in row.differences))
@@ -449,11 +635,15 @@ def print_table(rows: list[Row]) -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
-        cells = [row.family, row.setting, f"{row.loss_ours:.10f}", f"{row.loss_theirs:.10f}",
-                 f"{abs(row.loss_ours - row.loss_theirs):.1e}",
+        no_loss = row.loss_ours != row.loss_ours  # NaN: a comparison of outputs only
+        cells = [row.family, row.setting, *(["—"] * 3 if no_loss else [
+                 f"{row.loss_ours:.10f}", f"{row.loss_theirs:.10f}", f"{abs(row.loss_ours - row.loss_theirs):.1e}"]),
                  *[f"{row.differences[k]:.1e}" if k in row.differences else "—" for k in keys],
                  "equal" if row.expected_equal else "departure", row.note]
         print("| " + " | ".join(cells) + " |")
+
+
+FAMILIES = ("skeletonclr", "aimclr", "bigru", "actclr")
 
 
 def main() -> int:
@@ -463,12 +653,15 @@ def main() -> int:
     parser.add_argument("--aimclr", type=Path, default=MIRRORS / "Levigty+AimCLR" / "repo")
     parser.add_argument("--actclr", type=Path, default=MIRRORS / "LanglandsLin+ActCLR" / "repo")
     parser.add_argument("--cmd", type=Path, default=MIRRORS / "maoyunyao+CMD" / "repo")
+    parser.add_argument("--only", nargs="+", choices=FAMILIES, default=list(FAMILIES))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     for name in ("crossclr", "aimclr", "actclr", "cmd"):
         print(f"{name}: {getattr(args, name)} at commit {commit_of(getattr(args, name))}")
-    rows = [*skeletonclr_rows(args.crossclr, args.work), *aimclr_rows(args.aimclr, args.work),
-            *bigru_rows(args.cmd, args.work)]
+    runs = {"skeletonclr": lambda: skeletonclr_rows(args.crossclr, args.work),
+            "aimclr": lambda: aimclr_rows(args.aimclr, args.work), "bigru": lambda: bigru_rows(args.cmd, args.work),
+            "actclr": lambda: actclr_rows(args.actclr, args.work)}
+    rows = [row for family in args.only for row in runs[family]()]
     print()
     print_table(rows)
     failed = [row for row in rows if row.expected_equal and row.worst > TOLERANCE]

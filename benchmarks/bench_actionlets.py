@@ -25,7 +25,7 @@ from compare_methods import scaled_schedule  # the same budget as the comparison
 
 
 def epoch_figures(run_dir: Path, key: str) -> list[tuple[int, float]]:
-    """(epoch, value) of an epoch-level training log `key` (e.g. train/hinge_active_epoch)."""
+    """(epoch, value) of an epoch-level training log `key` (e.g. train/hinge_active)."""
     out = []
     for path in sorted(run_dir.glob("logs/*/metrics.csv")):
         with open(path) as fh:
@@ -74,7 +74,7 @@ def main() -> None:
         if not (run_dir / LAST_CHECKPOINT).is_file():
             pretrain(cfg, command=["bench_actionlets.py", name])
         seconds = time.time() - started
-        hinge = epoch_figures(run_dir, "train/hinge_active_epoch")
+        hinge = epoch_figures(run_dir, "train/hinge_active")
         for map_name in args.maps:
             method = method_from_checkpoint(run_dir / LAST_CHECKPOINT, {"method.actionlet_map": map_name})
             records, _ = analyze_actionlets(method, run_dir / f"analysis-{map_name}", device, pictures=1)

@@ -51,4 +51,14 @@ ENTRIES = [
          new="    return 2 * _fused_rnn(input_shape, weights)\n",
          tests=(F + "test_cudnns_backward_counts_the_gradients_asked_for",),
          why="a backward that computes only the input or only the weight gradients counted as both"),
+    dict(name="conv-backward-groups-ignored", path=P,
+         old="                                           torch.ops.aten.convolution_backward: _convolution_backward}\n",
+         new="                                           }\n",
+         tests=(F + "test_a_grouped_convolutions_backward_is_twice_its_forward",),
+         why="torch's formula again: HiCo's depthwise downsampling convolution's backward counted 513x its "
+             "forward (67 of a 406 GFLOP HiCo+ProSL step)"),
+    dict(name="conv-backward-mask-ignored", path=P,
+         old="    return forward * (int(output_mask[0]) + int(output_mask[1]))\n", new="    return 2 * forward\n",
+         tests=(F + "test_a_grouped_convolutions_backward_is_twice_its_forward",),
+         why="a convolution whose weights are frozen counted a weight gradient it never computes"),
 ]

@@ -4,7 +4,9 @@ FlopCounterMode counts an operator only when it has a formula for it. A recurren
 operator (nn.LSTM on CPU through oneDNN's `mkldnn_rnn_layer`; LSTM, GRU and RNN on CUDA through cuDNN's
 `_cudnn_rnn`, on ROCm through `miopen_rnn`) had none and counted 0, while the same layer on the unfused path
 (nn.GRU and nn.RNN on CPU, packed sequences, LSTMs with projections) is lowered to matmuls the counter sees.
-`flop_counter()` adds formulas for the fused operators that give what the unfused path counts.
+`flop_counter()` adds formulas for the fused operators that give what the unfused path counts, and replaces
+torch's formula for a convolution's backward, which ignores groups (a depthwise convolution's weight gradient
+counted C times over).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_flops", "flop_counter", "recurrent_macs", "RECURRENT_FORMULAS"]
+__all__ = ["count_flops", "flop_counter", "recurrent_macs", "RECURRENT_FORMULAS", "FORMULAS"]
 
 Shape = Sequence[int]
 
@@ -61,6 +63,17 @@ def _fused_rnn_backward(input_shape: Shape, weights: Sequence[Shape], *args: Any
     return _fused_rnn(input_shape, weights) * (int(any(mask[:3])) + int(mask[3]))
 
 
+def _convolution_backward(grad_out_shape: Shape, x_shape: Shape, w_shape: Shape, bias: Any, stride: Any,
+                          padding: Any, dilation: Any, transposed: bool, output_padding: Any, groups: int,
+                          output_mask: Sequence[bool], out_shape: Any = None, **kwargs: Any) -> int:
+    """The input's gradient and the weights' gradient each cost the forward's multiply-adds: one per weight
+    (C_in / groups · kernel of each output channel) and output position. Torch's own formula ignores `groups`
+    and counts a depthwise convolution's weight gradient C times over (HiCo's downsampling: 513x its forward)."""
+    positions = prod(x_shape if transposed else grad_out_shape)  # (N, C, ...) of the side C_out/groups reads
+    forward = 2 * positions * prod(w_shape[1:])
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
 def _available(*names: str) -> list[Any]:
     return [getattr(torch.ops.aten, name) for name in names if hasattr(torch.ops.aten, name)]
 
@@ -71,11 +84,14 @@ RECURRENT_FORMULAS: dict[Any, Callable[..., int]] = {
     **{op: _fused_rnn for op in _available("_cudnn_rnn", "miopen_rnn")},
     **{op: _fused_rnn_backward for op in _available("_cudnn_rnn_backward", "miopen_rnn_backward")},
 }
+FORMULAS: dict[Any, Callable[..., int]] = {**RECURRENT_FORMULAS,
+                                           torch.ops.aten.convolution_backward: _convolution_backward}
 
 
 def flop_counter() -> FlopCounterMode:
-    """A FlopCounterMode (no display) that also counts the fused recurrent operators (module docstring)."""
-    return FlopCounterMode(display=False, custom_mapping=RECURRENT_FORMULAS)
+    """A FlopCounterMode (no display) that also counts the fused recurrent operators (module docstring) and counts
+    a grouped convolution's backward by its groups."""
+    return FlopCounterMode(display=False, custom_mapping=FORMULAS)
 
 
 def count_flops(model: nn.Module, example_input: Any) -> int:

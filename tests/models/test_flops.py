@@ -108,3 +108,23 @@ def test_hico_lstm_encoder_flops_by_hand(layers):
     flops = count_flops(encoder, torch.zeros(1, 3, 64, 25, 2))
     assert flops == 2 * (embeddings + downsampling + lstm)
     assert lstm == {1: 335_020_032, 2: 670_040_064}[layers]  # the LSTMs: 89 % (1 layer), 94 % (2) of it
+
+
+@pytest.mark.parametrize("groups", [1, 4, 16])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_a_grouped_convolutions_backward_is_twice_its_forward(groups, transposed):
+    # forward by hand: per output position and output channel, C_in / groups · kernel multiply-adds; the
+    # backward's input gradient and weight gradient cost that again each (torch's formula ignored groups)
+    torch.manual_seed(0)
+    cls = nn.ConvTranspose1d if transposed else nn.Conv1d
+    conv = cls(16, 16, 5, padding=2, groups=groups)
+    x = torch.randn(3, 16, 20, requires_grad=True)
+    forward = 2 * (3 * 20) * 16 * (16 // groups) * 5  # length 20 kept by padding 2 (both directions)
+    with flop_counter() as counter:
+        conv(x).sum().backward()
+    counts = {str(op): v for op, v in counter.get_flop_counts()["Global"].items()}
+    assert counts == {"aten.convolution": forward, "aten.convolution_backward": 2 * forward}
+    conv.weight.requires_grad_(False)  # only the input's gradient asked for
+    with flop_counter() as counter:
+        conv(x).sum().backward()
+    assert counter.get_total_flops() == 2 * forward

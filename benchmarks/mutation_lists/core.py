@@ -44,3 +44,13 @@ ENTRIES = [
          tests=(W + "test_warmup_loss_is_skeletonclrs_loss_on_the_runs_own_networks",),
          why="the warm-up read the run's own method keys (ActCLR's) instead of SkeletonCLR's τ"),
 ]
+ENTRIES += [
+    dict(name="bank-logits-float32", path="skelssl/methods/core/losses.py",
+         old="        return q.to(dtype) @ bank.to(dtype).t()", new="        return q.float() @ bank.float().t()",
+         tests=("tests/methods/test_core.py::test_bank_logits_keep_float64_and_raise_half_precision_to_float32",),
+         why="float64 parity runs had their bank logits cut to float32 (3e-7 off the authors' loss)"),
+    dict(name="positive-logit-float32", path="skelssl/methods/core/losses.py",
+         old="    positive = (q.to(dtype) * k.to(dtype))", new="    positive = (q.float() * k.float())",
+         tests=("tests/methods/test_core.py::test_bank_logits_keep_float64_and_raise_half_precision_to_float32",),
+         why="the positive logit was float32 in float64 runs"),
+]

@@ -83,3 +83,16 @@ def test_collapse_monitor_figures():
     collapsed = torch.randn(1, 64, generator=g) + 1e-3 * torch.randn(256, 64, generator=g)
     cos, std = embedding_spread(collapsed)
     assert cos > 0.99 and std < 0.01
+
+
+def test_bank_logits_keep_float64_and_raise_half_precision_to_float32():
+    """Parity checks run in float64: the logits must not be cut to float32 (a 3e-7 error, as measured against
+    the authors' code); bfloat16 inputs still get float32 logits."""
+    q = torch.tensor([[0.1, 1e-9]], dtype=torch.float64)
+    k = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    bank = torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    logits = info_nce_logits(q, k, bank, 1.0)
+    assert logits.dtype == torch.float64  # 0.1 and 1e-9 exactly as float64 holds them (float32 rounds both)
+    assert logits[0, 0].item() == 0.1 and logits[0, 1].item() == 1e-9
+    half = info_nce_logits(q.bfloat16(), k.bfloat16(), bank.bfloat16(), 1.0)
+    assert half.dtype == torch.float32

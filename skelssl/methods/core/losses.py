@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["REMOVED_LOGIT", "remove_entries", "similarity_to_bank", "info_nce_logits", "info_nce_loss",
+__all__ = ["REMOVED_LOGIT", "logit_dtype", "remove_entries", "similarity_to_bank", "info_nce_logits", "info_nce_loss",
            "distribution_cross_entropy"]
 
 REMOVED_LOGIT = -1.0e9  # exp(REMOVED_LOGIT - max) is exactly 0 in float32: the entry drops out of any softmax
@@ -24,14 +24,21 @@ def remove_entries(logits: Tensor, keep: Tensor | None) -> Tensor:
     return logits if keep is None else logits.masked_fill(~keep, REMOVED_LOGIT)
 
 
+def logit_dtype(q: Tensor) -> torch.dtype:
+    """At least float32: float16/bfloat16 are raised to it, float64 stays float64 (parity checks run in it)."""
+    return torch.promote_types(q.dtype, torch.float32)
+
+
 def similarity_to_bank(q: Tensor, bank: Tensor) -> Tensor:
-    """q @ bankᵀ, (N, D) x (M, D) -> (N, M), in float32 even under mixed precision (autocast off).
+    """q @ bankᵀ, (N, D) x (M, D) -> (N, M), in at least float32 even under mixed precision (autocast off).
 
     The similarities are divided by temperatures of 0.04-0.1 before a softmax: bfloat16's 8-bit mantissa
-    would put errors of up to ~0.1 into those logits, so every loss over the bank computes them in float32.
+    would put errors of up to ~0.1 into those logits, so every loss over the bank computes them in float32
+    (or in float64 for float64 inputs).
     """
+    dtype = logit_dtype(q)
     with torch.autocast(q.device.type, enabled=False):
-        return q.float() @ bank.float().t()
+        return q.to(dtype) @ bank.to(dtype).t()
 
 
 def info_nce_logits(q: Tensor, k: Tensor, bank: Tensor, temperature: float, keep: Tensor | None = None) -> Tensor:
@@ -39,7 +46,8 @@ def info_nce_logits(q: Tensor, k: Tensor, bank: Tensor, temperature: float, keep
 
     keep: optional (N, M) bool, the bank entries each query may use as negatives. float32 whatever the
     autocast state (see `similarity_to_bank`)."""
-    positive = (q.float() * k.float()).sum(dim=1, keepdim=True)
+    dtype = logit_dtype(q)
+    positive = (q.to(dtype) * k.to(dtype)).sum(dim=1, keepdim=True)
     negatives = remove_entries(similarity_to_bank(q, bank) / temperature, keep)
     return torch.cat([positive / temperature, negatives], dim=1)
 

@@ -196,7 +196,9 @@ class MoCoMethod(L.LightningModule):
         array (or memmap) and its lengths instead of the fit's training set; rows: only these of its rows."""
         if data is None:
             dataset = self.training_dataset(purpose)
-            data, lengths = dataset.array(), dataset.lengths
+            # a SkeletonDataset gives its rows in dataset order; any dataset with `data` (and `lengths`) will do
+            data = dataset.array() if hasattr(dataset, "array") else dataset.data
+            lengths = getattr(dataset, "lengths", None)
         rows = np.arange(int(data.shape[0])) if rows is None else np.asarray(rows)
         size = int(batch_size or self.cfg.trainer.batch_size)
         with Progress(len(rows), desc or f"{self.name}: {purpose}", "sequences") as bar:

@@ -47,6 +47,11 @@ class Plugin(nn.Module):
         """A loss term added to the method's, and values to log; reads `method.exposed` for the step's features."""
         return None, {}
 
+    def query_companion(self, method: "MoCoMethod", batch: dict[str, Tensor], query_input: Tensor) -> Tensor | None:
+        """A stream view the method may encode in its query's encoder call (one call instead of two), or None
+        (the default: the plug-in runs its own passes, if any)."""
+        return None
+
     def on_train_batch_end(self, method: "MoCoMethod") -> None:
         """After the optimiser step (and after the banks were updated)."""
 

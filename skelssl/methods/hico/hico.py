@@ -155,8 +155,7 @@ class HiCo(MoCoMethod):
         semantic branch): one encoder call instead of one per view."""
         companions = {}
         for name, plugin in self.plugins.items():
-            ask = getattr(plugin, "query_companion", None)  # not every plug-in has one
-            view = None if ask is None else ask(self, batch, query_input)
+            view = plugin.query_companion(self, batch, query_input)
             if view is not None:
                 companions[name] = view
         return companions

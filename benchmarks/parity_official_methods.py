@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from skelssl.config import defaults_for
 from skelssl.methods.actclr import actclr as ours_actclr
 from skelssl.methods.actclr.actionlet import ActionletSelector, anchor_similarity_objective, upsample_to_frames
-from skelssl.methods.actclr.safp import safp_pool
+from skelssl.methods.actclr.safp import safp_key
 from skelssl.methods.aimclr import aimclr as ours_aimclr
 from skelssl.methods.core import losses as ours_losses
 from skelssl.console import run_script
@@ -59,8 +59,6 @@ from skelssl.interop.torchlight import read_torchlight
 from skelssl.methods.core.base import MoCoMethod
 from skelssl.methods.registry import build_method
 from skelssl.models.heads import Projector
-from skelssl.models.passes import side_effect_free
-from skelssl.models.pooling import pool
 from skelssl.models.recurrent import BiGRU
 from skelssl.transforms.tracking import ViewTracker
 
@@ -462,7 +460,8 @@ ACTCLR_LINEAR = "5e038f096d25a8a79e9095ac6760d69a98877a22"
 # next commit's fix, applied as a load-time patch
 MIX_KEY_FIX = ("kc = k * c + k[randidx] * p", "kc = k * c[:, None] + k[randidx] * p[:, None]")
 ACTCLR_QUEUE = 8192  # their select_topk keeps 8192 entries: the queue must hold at least that many
-ACTCLR_OFFICIAL = {"actionlet_map": "official", "anchor": "batch", "safp": "code", "mining_topk": 8192,
+ACTCLR_OFFICIAL = {"actionlet_map": "official", "anchor": "batch", "anchor_batch": "own", "safp": "code",
+                   "mining_topk": 8192,
                    "mining_exclude_above": 0.95, "mining_square_query": True, "queue_size": ACTCLR_QUEUE}
 
 
@@ -521,8 +520,7 @@ def actionlet_map_row(theirs: nn.Module, x: Tensor, commit: str) -> Row:
 
 def safp_rows(theirs: nn.Module, x: Tensor) -> list[Row]:
     """Their key, normalise(0.5·g(GAP(h)) + 0.5·g(maskpool(h))) with their mask, vs our safp="code" key
-    normalise(g(0.5·GAP + 0.5·SAFP)) on the same features and mask; and the same mixing after g computed
-    from our pieces (pool, safp_pool "paper", our projector), which reads their arithmetic independently."""
+    (safp_key) on the same features and mask; and our paper SAFP key g(SAFP(h)), to show what the option changes."""
     encoder = theirs.encoder_k
     dense, anchor = their_dense_and_anchor(encoder, x)
     n, m = x.shape[0], x.shape[4]
@@ -532,14 +530,14 @@ def safp_rows(theirs: nn.Module, x: Tensor) -> list[Row]:
         g = our_projector(encoder.fc)
         dense = dense.view(n, m, *dense.shape[1:])
         mask = mask.view(n, m, *dense.shape[3:]).double()  # their _generate_mask returns float32
-        ours = F.normalize(g(safp_pool(dense, mask, "code", 0.5)), dim=1)
-        after = F.normalize(0.5 * g(pool(dense)) + 0.5 * g(safp_pool(dense, mask, "paper")), dim=1)
+        code = F.normalize(safp_key(dense, mask, g, "code", 0.5), dim=1)
+        paper = F.normalize(safp_key(dense, mask, g, "paper"), dim=1)
     return [Row("ActCLR", "SAFP key, safp=code, same features and mask", float("nan"), float("nan"),
-                {"key": (ours - their_key).abs().max().item()}, expected_equal=False,
-                note="ours mixes the pooled features before the projector, theirs the projections after it"),
-            Row("ActCLR", "SAFP key, mixed after the projector, from our pieces (pool, safp_pool paper, projector)",
-                float("nan"), float("nan"), {"key": (after - their_key).abs().max().item()},
-                note="their masked mean divides by Σmask + 1e-5 and their mask is float32")]
+                {"key": (code - their_key).abs().max().item()},
+                note="their mask is float32; both mix the projections after g, masked mean over Σmask + 1e-5"),
+            Row("ActCLR", "SAFP key, safp=paper (eq. 8), same features and mask", float("nan"), float("nan"),
+                {"key": (paper - their_key).abs().max().item()}, expected_equal=False,
+                note="eq. 8 pools with the actionlet alone and projects once")]
 
 
 def mining_row(theirs: nn.Module, their_kld: Callable[[Tensor, Tensor], Tensor]) -> Row:
@@ -570,12 +568,12 @@ def mining_row(theirs: nn.Module, their_kld: Callable[[Tensor, Tensor], Tensor])
                f"{entropy:.4f}; largest |grad| {u_theirs.grad.abs().max().item():.2g}")
 
 
-def end_to_end_key_row(theirs: nn.Module, work: Path, x: Tensor) -> Row:
+def end_to_end_key_row(theirs: nn.Module, work: Path, x: Tensor, **options: Any) -> Row:
     """Their whole forward (shuffle-BN in a one-process group) and the key it enqueues, vs our method's key
-    for the same view with the official options: our actionlet_maps on it (identity tracker) and
-    encode_offline. Differs by the SAFP mixing above and by the anchor's BatchNorm batch (ours encodes the
-    anchor in one batch with the sequences, theirs on its own)."""
-    ours = skelssl_method("actclr", **ACTCLR_OFFICIAL)
+    for the same view with the official options (`options` changes some of them): our actionlet_maps on it
+    (identity tracker) and encode_offline."""
+    settings = {**ACTCLR_OFFICIAL, **options}
+    ours = skelssl_method("actclr", **settings)
     load_theirs_into_ours(theirs, ours)
     theirs, ours = theirs.double().train(), ours.double().train()
     with torch.no_grad():
@@ -587,24 +585,18 @@ def end_to_end_key_row(theirs: nn.Module, work: Path, x: Tensor) -> Row:
         # views: copies of the same sequence (only the key is compared; their ske_trans writes into its input)
         theirs(x.clone(), x.clone(), x.clone(), x.clone(), epoch=0).backward()
     their_key = theirs.queue[:, :BATCH].t()
-    dense_caught = their_dense_and_anchor(theirs.encoder_k, x)[0]
+    dense_caught, their_anchor = their_dense_and_anchor(theirs.encoder_k, x)
     _, mask = ours.actionlet_maps(x)
     z_key = ours.encode_offline(x, upsample_to_frames(mask, x.shape[2]), ViewTracker.for_batch(x))
-    their_mask = theirs.encoder_k._generate_mask(dense_caught, x.shape[0], x.shape[4],
-                                                 their_dense_and_anchor(theirs.encoder_k, x)[1]).view(mask.shape)
-    # both causes undone from our pieces: the anchor encoded in a batch of its own, the mix after the projector
-    with side_effect_free(ours.encoder_k, ours.projector_k), torch.no_grad():
-        dense = ours.encoder_k.features(x)
-        anchor = ours.projector_k(pool(ours.encoder_k.features(x.mean(dim=0, keepdim=True))))
-        _, alone = ours.selector.select(dense, anchor_similarity_objective(ours.projector_k, anchor))
-        g = ours.projector_k
-        mixed_after = F.normalize(0.5 * g(pool(dense)) + 0.5 * g(safp_pool(dense, alone, "paper")), dim=1)
-    return Row("ActCLR", "key of a whole step (official options)", float("nan"), float("nan"),
-               {"key": (z_key - their_key).abs().max().item(),
-                "actionlet": (mask - their_mask).abs().max().item(),
-                "actionlet, anchor alone (our pieces)": (alone - their_mask).abs().max().item(),
-                "key, anchor alone + mix after g (our pieces)": (mixed_after - their_key).abs().max().item()},
-               expected_equal=False, note="SAFP mixing and the anchor's BatchNorm batch")
+    their_mask = theirs.encoder_k._generate_mask(dense_caught, x.shape[0], x.shape[4], their_anchor).view(mask.shape)
+    official = not options
+    changed = ", ".join(f"{k}={v}" for k, v in options.items())
+    return Row("ActCLR", "key of a whole step, official options" + (f" but {changed}" if changed else ""),
+               float("nan"), float("nan"), {"key": (z_key - their_key).abs().max().item(),
+                                            "actionlet": (mask - their_mask).abs().max().item()},
+               expected_equal=official,
+               note="" if official else f"what {changed} changes (cells on: ours {mask.mean().item():.3f}, "
+                                        f"theirs {their_mask.mean().item():.3f})")
 
 
 def actclr_rows(repo: Path, work: Path) -> list[Row]:
@@ -621,6 +613,8 @@ def actclr_rows(repo: Path, work: Path) -> list[Row]:
                 rows.append(actionlet_map_row(theirs.double().train(), x, commit))
                 continue
             rows.append(end_to_end_key_row(copy.deepcopy(theirs), work, x))
+            rows.append(end_to_end_key_row(copy.deepcopy(theirs), work, x, anchor_batch="shared"))
+            rows.append(end_to_end_key_row(copy.deepcopy(theirs), work, x, safp="paper"))
             theirs = theirs.double().train()
             rows.append(actionlet_map_row(theirs, x, commit))
             rows.extend(safp_rows(theirs, x))

@@ -3,6 +3,7 @@ prototypes and the hinge-active log."""
 
 PARTS = "tests/methods/test_actclr_parts.py::"
 METHOD = "tests/methods/test_actclr.py::"
+REGISTRATION = "tests/methods/test_actclr_registration.py::"
 ANALYSIS = "tests/analysis/test_actionlet_analysis.py::"
 ACTIONLET = "skelssl/methods/actclr/actionlet.py"
 PLUS = "skelssl/methods/actclr/actclr_plus.py"
@@ -72,4 +73,20 @@ ENTRIES = [
          new='        for _, x, valid in self.training_batches("the average motion (eq. 2)", data):\n',
          tests=(METHOD + "test_update_anchor_is_the_mean_of_the_given_rows",),
          why="update_anchor(data, rows) averaged the whole array, test rows included"),
+    dict(name="safp-code-mixes-before-the-projector", path="skelssl/methods/actclr/safp.py",
+         old="    return global_mix * projector(pool(dense)) + (1.0 - global_mix) * projector(safp_pool(dense, actionlet, "
+             "\"code\"))\n",
+         new="    return projector(global_mix * pool(dense) + (1.0 - global_mix) * safp_pool(dense, actionlet, \"code\"))\n",
+         tests=(PARTS + "test_safp_code_key_mixes_the_projections_after_the_projector",),
+         why="bug fixed: safp=code mixed the pooled features before the projector; the authors mix g(GAP) and "
+             "g(masked mean) after it (4.4e-3 apart on the same features)"),
+    dict(name="safp-code-epsilon-dropped", path="skelssl/methods/actclr/safp.py",
+         old="        return a / (total + CODE_EPSILON)\n", new="        return a / total.clamp_min(1e-12)\n",
+         tests=(PARTS + "test_safp_weights_and_pool",),
+         why="the authors' masked mean divides by ΣA + 1e-5 (an empty actionlet pools to zero)"),
+    dict(name="anchor-batch-own-ignored", path="skelssl/methods/actclr/actclr.py",
+         old='                if self.cfg.method.anchor_batch == "own":\n',
+         new='                if False:\n',
+         tests=(REGISTRATION + "test_anchor_batch_decides_which_batch_normalises_the_anchor",),
+         why="bug fixed: the anchor always shared the sequences' BatchNorm batch; the authors encode it alone"),
 ]

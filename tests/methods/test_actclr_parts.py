@@ -11,7 +11,7 @@ import torch
 from skelssl.methods.actclr.actionlet import (ActionletSelector, AverageMotionAnchor, anchor_similarity_objective,
                                               dataset_average, official_map, smoothing_matrix, upsample_to_frames)
 from skelssl.methods.actclr.mats import actionlet_combine
-from skelssl.methods.actclr.safp import safp_pool, safp_weights
+from skelssl.methods.actclr.safp import safp_key, safp_pool, safp_weights
 from skelssl.models.pooling import pool
 from skelssl.skeleton.layouts import NTU25
 
@@ -153,10 +153,28 @@ def test_dataset_average_and_upsampling():
 def test_safp_weights_and_pool():
     a = torch.tensor([[1.0, 0.0], [0.0, 3.0]]).view(1, 2, 2)
     assert torch.allclose(safp_weights(a), torch.tensor([[0.25, 0.0], [0.0, 0.75]]).view(1, 2, 2))
-    assert torch.allclose(safp_weights(a, "code", 0.5), torch.tensor([[0.25, 0.125], [0.125, 0.5]]).view(1, 2, 2))
+    # the authors' masked mean: Σ A + 1e-5 below
+    assert torch.allclose(safp_weights(a, "code"), torch.tensor([[1.0, 0.0], [0.0, 3.0]]).view(1, 2, 2) / 4.00001)
     assert torch.allclose(safp_weights(torch.zeros(1, 2, 2)), torch.full((1, 2, 2), 0.25))  # empty -> average
+    assert torch.equal(safp_weights(torch.zeros(1, 2, 2), "code"), torch.zeros(1, 2, 2))  # empty -> zero
+    faint = torch.tensor([[1e-5, 0.0], [0.0, 0.0]]).view(1, 2, 2)  # where the 1e-5 counts: 1e-5 / 2e-5
+    assert safp_weights(faint, "code")[0, 0, 0].item() == pytest.approx(0.5, rel=1e-4)
+    assert safp_weights(faint)[0, 0, 0].item() == pytest.approx(1.0)
     dense = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 1, 2, 2)  # (N, M, C, T', V)
     assert safp_pool(dense, a).item() == pytest.approx(0.25 * 1 + 0.75 * 4)
+
+
+def test_safp_code_key_mixes_the_projections_after_the_projector():
+    """The authors' key: 0.5·g(GAP) + 0.5·g(masked mean); with g(v) = v² (not linear) this differs from
+    mixing before g. GAP = 2.5, masked mean = (1 + 12) / (4 + 1e-5)."""
+    a = torch.tensor([[1.0, 0.0], [0.0, 3.0]], dtype=torch.float64).view(1, 2, 2)
+    dense = torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64).view(1, 1, 1, 2, 2)
+    masked = 13.0 / 4.00001
+    code = safp_key(dense, a, lambda v: v ** 2, "code", 0.5).item()
+    assert code == pytest.approx(0.5 * 2.5 ** 2 + 0.5 * masked ** 2, rel=1e-12)  # 8.40625 near, not 8.2656
+    assert safp_key(dense, a, lambda v: v ** 2, "paper").item() == pytest.approx(3.25 ** 2, rel=1e-12)
+    assert safp_key(dense, a, lambda v: v ** 2, "code", 0.25).item() == pytest.approx(
+        0.25 * 6.25 + 0.75 * masked ** 2, rel=1e-12)
 
 
 # ----- MATS -----------------------------------------------------------------------------------------------

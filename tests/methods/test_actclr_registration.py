@@ -143,8 +143,8 @@ def test_safp_pools_the_key_view_with_the_actionlet_on_its_own_frames(monkeypatc
     feature_inputs, pooled_with = [], []
     features = method.encoder_k.features
     monkeypatch.setattr(method.encoder_k, "features", lambda v: feature_inputs.append(v) or features(v))
-    safp = actclr_module.safp_pool
-    monkeypatch.setattr(actclr_module, "safp_pool",
+    safp = actclr_module.safp_key
+    monkeypatch.setattr(actclr_module, "safp_key",
                         lambda dense, a, *args: pooled_with.append(a) or safp(dense, a, *args))
     method.training_loss({"x": x})
     key_view = feature_inputs[-1]  # the actionlet pass comes first, the key view last
@@ -154,3 +154,37 @@ def test_safp_pools_the_key_view_with_the_actionlet_on_its_own_frames(monkeypatc
     expected = downsample_frames(on_key_frames, pooled_with[0].shape[2])
     assert torch.equal(pooled_with[0], expected)
     assert not torch.equal(expected, method.last_actionlet)  # the crop did move frames here
+
+
+def test_anchor_batch_decides_which_batch_normalises_the_anchor(monkeypatch):
+    """method.anchor_batch: `shared` encodes the average motion in one BatchNorm batch with the sequences,
+    `own` (the authors' code) as a batch of its own; read from a copy of the offline encoder called directly
+    in train mode on each batch."""
+    import copy
+
+    from skelssl.models.pooling import pool
+
+    torch.manual_seed(0)
+    x = tiny_batch(n=6)["x"]
+    results = {}
+    for option in ("shared", "own"):
+        torch.manual_seed(1)
+        method = ActCLR(tiny_config(ActCLR, anchor="batch", anchor_batch=option), "ntu25").train()
+        stream = method.to_stream(x)
+        anchor = stream.mean(dim=0, keepdim=True)  # the batch anchor, in the stream
+        plain = copy.deepcopy(method.encoder_k).train()
+        with torch.no_grad():
+            alone = method.projector_k(pool(plain.features(anchor)))
+            dense_alone = plain.features(stream)
+            together = plain.features(torch.cat([stream, anchor]))
+            shared = method.projector_k(pool(together[-1:]))
+        seen = {}
+        select = method.selector.select
+        monkeypatch.setattr(method.selector, "select", lambda dense, objective: seen.update(dense=dense)
+                            or select(dense, objective))
+        method.actionlet_maps(stream)
+        expected_anchor, expected_dense = (alone, dense_alone) if option == "own" else (shared, together[:-1])
+        assert torch.allclose(method.anchor_embedding, expected_anchor, atol=1e-6), option
+        assert torch.allclose(seen["dense"], expected_dense, atol=1e-6), option
+        results[option] = method.anchor_embedding
+    assert not torch.allclose(results["shared"], results["own"], atol=1e-3)  # the option matters here

@@ -11,7 +11,7 @@ from torch import Tensor
 from skelssl.methods.actclr.actionlet import (ACTIONLET_MAPS, ActionletSelector, AverageMotionAnchor, Objective,
                                               anchor_similarity_objective, upsample_to_frames)
 from skelssl.methods.actclr.mats import mats
-from skelssl.methods.actclr.safp import safp_pool
+from skelssl.methods.actclr.safp import SAFP_MODES, safp_key
 from skelssl.methods.core.base import MoCoMethod
 from skelssl.methods.core.losses import distribution_cross_entropy, remove_entries, similarity_to_bank
 from skelssl.methods.registry import register_method
@@ -82,13 +82,17 @@ class ActCLR(MoCoMethod):
         "temperature_key": number(0.04, gt=0),  # τk, eq. 9
         # "dataset" = eq. 2 (paper); "batch" = batch mean (official code)
         "anchor": choice("dataset", "dataset", "batch"),
+        # BatchNorm batch of the anchor's encoding: "shared" = one batch with the sequences (ours: both are
+        # normalised with the same statistics); "own" = a batch of its own (official code); the paper is silent
+        "anchor_batch": choice("shared", "shared", "own"),
         # eq37 = ActCLR+ eq. 37 ([·]₊ on the gradient, then eq. 5); official = LanglandsLin/ActCLR's _generate_mask
         # (signed channel-mean gradient, ReLU after the channel mean, binary per body part)
         "actionlet_map": choice("eq37", *ACTIONLET_MAPS),
         "actionlet_threshold": probability(0.5),  # on the max-normalised A of eq. 5 (eq37 only)
         "actionlet_smooth": True,      # G of eq. 5 (eq37 only)
         "actionlet_soft": False,       # use the normalised scores instead of the thresholded region
-        "safp": choice("paper", "paper", "code"),  # "paper" = eq. 8; "code" = global_mix·GAP + (1-global_mix)·SAFP
+        # "paper" = g(SAFP(h)), eq. 8; "code" = global_mix·g(GAP(h)) + (1-global_mix)·g(masked mean), the official
+        "safp": choice("paper", *SAFP_MODES),
         "safp_global_mix": probability(0.5),
         "adain_p": probability(0.5),
         "noise_std": number(0.05, ge=0),  # "larger" noise of T_non (Table 7's best, 0.05)
@@ -143,13 +147,19 @@ class ActCLR(MoCoMethod):
         already in the input stream; the anchor's embedding z̄ is kept in `self.anchor_embedding`.
 
         A side-effect-free pass: no dropout (the mask of a sequence is the same from pass to pass) and the
-        offline encoder's BatchNorm statistics do not move. The anchor goes through the encoder in the same
-        batch as x, so BatchNorm normalises both with the same statistics."""
+        offline encoder's BatchNorm statistics do not move. With method.anchor_batch=shared the anchor goes
+        through the encoder in the same batch as x, so BatchNorm normalises both with the same statistics; with
+        `own` it is encoded as a batch of its own, as the authors' code does."""
+        anchor = self.static_anchor.sequence_for(x_stream)
         with side_effect_free(self.encoder_k, self.projector_k):
             with torch.no_grad():
-                dense = self.encoder_k.features(torch.cat([x_stream, self.static_anchor.sequence_for(x_stream)]))
-                self.anchor_embedding = self.projector_k(pool(dense[-1:]))  # z̄, eq. 3
-            return self.selector.select(dense[:-1], self.actionlet_objective(self.anchor_embedding))
+                if self.cfg.method.anchor_batch == "own":
+                    dense, anchor_dense = self.encoder_k.features(x_stream), self.encoder_k.features(anchor)
+                else:
+                    both = self.encoder_k.features(torch.cat([x_stream, anchor]))
+                    dense, anchor_dense = both[:-1], both[-1:]
+                self.anchor_embedding = self.projector_k(pool(anchor_dense))  # z̄, eq. 3
+            return self.selector.select(dense, self.actionlet_objective(self.anchor_embedding))
 
     def actionlet(self, x_stream: Tensor) -> Tensor:
         """Step 2: the actionlet (N, M, T', V): the binary region, or its scores with method.actionlet_soft."""
@@ -174,12 +184,13 @@ class ActCLR(MoCoMethod):
 
     @torch.no_grad()
     def encode_offline(self, x_key: Tensor, actionlet_frames: Tensor, tracker: ViewTracker) -> Tensor:
-        """Step 4, offline: z_k = g_k(SAFP(f_k(X_k))) (eq. 8), the actionlet on the key view's own frames."""
+        """Step 4, offline: z_k = g_k(SAFP(f_k(X_k))) (eq. 8; method.safp=code: the authors' mix of two
+        projections), the actionlet on the key view's own frames."""
         m = self.cfg.method
         dense_key = self.encoder_k.features(self.to_stream(x_key))
         key_actionlet = downsample_frames(tracker.carry(actionlet_frames), dense_key.shape[3])
-        pooled = safp_pool(dense_key, key_actionlet, m.safp, float(m.safp_global_mix))
-        return F.normalize(self.projector_k(pooled), dim=1)
+        key = safp_key(dense_key, key_actionlet, self.projector_k, m.safp, float(m.safp_global_mix))
+        return F.normalize(key, dim=1)
 
     def mining_loss(self, z_query: Tensor, z_key: Tensor) -> Tensor:
         """Step 6: similarity mining over the bank (eq. 9)."""

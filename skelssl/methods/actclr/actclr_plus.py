@@ -84,7 +84,7 @@ class ActCLRPlus(ActCLR):
     name: ClassVar[str] = "actclr_plus"
     DEFAULTS: ClassVar[dict[str, Any]] = {
         **{key: ActCLR.DEFAULTS[key] for key in (
-            "queue_size", "momentum", "feature_dim", "temperature_query", "temperature_key", "anchor",
+            "queue_size", "momentum", "feature_dim", "temperature_query", "temperature_key", "anchor", "anchor_batch",
             "actionlet_map", "actionlet_threshold", "actionlet_smooth", "actionlet_soft", "safp", "safp_global_mix",
             "mining_topk", "mining_exclude_above", "mining_square_query", "warmup")},
         # action prototypes (eq. 33) and the triplet anchor (eq. 36)

@@ -89,4 +89,17 @@ ENTRIES = [
          new='                if False:\n',
          tests=(REGISTRATION + "test_anchor_batch_decides_which_batch_normalises_the_anchor",),
          why="bug fixed: the anchor always shared the sequences' BatchNorm batch; the authors encode it alone"),
+    dict(name="eq37-gradient-ignored-triplet", path=ACTIONLET,
+         old="    alpha = torch.relu(gradient).mean(dim=(3, 4), keepdim=True)  # eq. 37: [·]₊ on the gradient, "
+             "then the mean\n",
+         new="    alpha = torch.ones_like(gradient).mean(dim=(3, 4), keepdim=True)\n",
+         tests=("tests/methods/test_actclr_plus_parts.py::test_triplet_actionlet_lands_on_the_one_moving_leg",),
+         why="ActCLR+'s triplet actionlet from feature magnitude alone (the old moving-leg test's features were "
+             "zero away from the motion, so any positive map passed; now a large still channel on the left arm "
+             "draws it there)"),
+    dict(name="adain-max-ratio-not-passed", path="skelssl/methods/actclr/actclr.py",
+         old="                          adain_max_ratio=None if m.adain_max_ratio is None else float(m.adain_max_ratio),\n",
+         new="",
+         tests=(REGISTRATION + "test_adain_max_ratio_reaches_skeleton_adain",),
+         why="method.adain_max_ratio ignored: MATS always clipped AdaIN's gain at 2"),
 ]

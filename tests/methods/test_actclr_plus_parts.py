@@ -46,16 +46,22 @@ def moving(x: torch.Tensor, joints: list[int], amplitude: float = 0.4,
 
 
 class MotionEncoder(nn.Module):
-    """Hand-built dense encoder: |velocity| per coordinate and one constant channel, (N, M, 4, T-1, V)."""
+    """Hand-built dense encoder: |velocity| (+ `offset`) per coordinate and one constant channel, (N, M, 4, T-1,
+    V); with `decoy` joints, a fifth channel that is large (3) on those joints of every sequence and 0.2
+    elsewhere, so that the features are non-zero everywhere and a map ignoring the gradient lands on the decoy."""
 
-    def __init__(self, constant: float = 1.0) -> None:
+    def __init__(self, constant: float = 1.0, offset: float = 0.0, decoy: tuple[int, ...] = ()) -> None:
         super().__init__()
-        self.constant = constant
+        self.constant, self.offset, self.decoy = constant, offset, list(decoy)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        velocity = (x[:, :, 1:] - x[:, :, :-1]).abs()
-        constant = torch.full_like(velocity[:, :1], self.constant)
-        return torch.cat([velocity, constant], dim=1).permute(0, 4, 1, 2, 3)
+        velocity = (x[:, :, 1:] - x[:, :, :-1]).abs() + self.offset
+        channels = [velocity, torch.full_like(velocity[:, :1], self.constant)]
+        if self.decoy:
+            decoy = torch.full_like(velocity[:, :1], 0.2)
+            decoy[..., self.decoy, :] = 3.0
+            channels.append(decoy)
+        return torch.cat(channels, dim=1).permute(0, 4, 1, 2, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return pool(self.features(x))
@@ -88,8 +94,8 @@ def test_prototypes_of_the_method_are_the_normalised_means_of_its_offline_embedd
     assert int(method.prototypes.epoch) == 4
 
 
-def _triplet_select(x, prototype_sequences, static_sequences, margin=0.2):
-    encoder = MotionEncoder()
+def _triplet_select(x, prototype_sequences, static_sequences, margin=0.2, encoder=None):
+    encoder = encoder or MotionEncoder()
     z = lambda s: torch.nn.functional.normalize(encoder(s), dim=1)  # noqa: E731
     prototypes = ActionPrototypes()
     prototypes.set(z(prototype_sequences), epoch=0)
@@ -102,16 +108,19 @@ def test_triplet_actionlet_lands_on_the_one_moving_leg():
     still = static_pose(3, 12)
     x = torch.cat([moving(still[:1], [17, 18, 19]), still[1:2]])  # knee, ankle, foot of the right leg
     prototype_sequences = torch.cat([moving(still[:1], [17, 18, 19]), moving(still[:1], [5, 6, 7])])
-    (scores, mask), objective, encoder = _triplet_select(x, prototype_sequences, still)
+    # features non-zero everywhere (velocity + 0.05) and a still left arm that is large in one channel: only the
+    # gradient's channel weights (eq. 37) keep the map off that arm
+    encoder = MotionEncoder(offset=0.05, decoy=tuple(LIMBS["left_arm"]))
+    (scores, mask), objective, encoder = _triplet_select(x, prototype_sequences, still, encoder=encoder)
     selected = set(torch.nonzero(mask[0, 0].sum(dim=0)).flatten().tolist())
     assert selected and selected <= RIGHT_LEG and selected & {17, 18, 19}
     assert mask[0, 1].sum() == 0  # the absent person
-    # the still sequence is the static anchor itself (sim(z, b) = 1): I = [sim(z, p) − 1 + γ]_+, and with no
-    # motion in its features no actionlet
+    # the still sequence is the static anchor itself (sim(z, b) = 1): I = [sim(z, p) − 1 + γ]_+ (active here),
+    # and with the same features at every joint no joint stands out: a uniform map (not the decoy arm)
     value = objective(encoder(x))
     sim_p = torch.nn.functional.cosine_similarity(encoder(x[1:]), encoder(prototype_sequences), dim=1).max()
-    assert value[1].item() == pytest.approx(max(sim_p.item() - 1 + 0.2, 0.0), abs=1e-6)
-    assert mask[1].sum() == 0
+    assert value[1].item() == pytest.approx(max(sim_p.item() - 1 + 0.2, 0.0), abs=1e-6) and value[1] > 0
+    assert torch.allclose(scores[1], torch.ones_like(scores[1]))
 
 
 def test_triplet_objective_hand_computed():

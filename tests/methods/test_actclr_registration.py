@@ -188,3 +188,19 @@ def test_anchor_batch_decides_which_batch_normalises_the_anchor(monkeypatch):
         assert torch.allclose(seen["dense"], expected_dense, atol=1e-6), option
         results[option] = method.anchor_embedding
     assert not torch.allclose(results["shared"], results["own"], atol=1e-3)  # the option matters here
+
+
+def test_adain_max_ratio_reaches_skeleton_adain(monkeypatch):
+    """method.adain_max_ratio bounds AdaIN's gain in the method's MATS (null = eq. 6 as printed)."""
+    import skelssl.methods.actclr.mats as mats_module
+
+    seen = []
+    monkeypatch.setattr(mats_module, "skeleton_adain",
+                        lambda x, generator, p, max_ratio: seen.append(max_ratio) or x)
+    x = tiny_batch(n=4)["x"]
+    for ratio in (None, 3.0):
+        method = ActCLR(tiny_config(ActCLR, adain_max_ratio=ratio), "ntu25").train()
+        stream = method.to_stream(x)
+        actionlet = torch.ones(4, stream.shape[-1], stream.shape[2], 25)
+        method.transform_query(stream, actionlet, ViewTracker.for_batch(stream))
+    assert seen == [None, 3.0]

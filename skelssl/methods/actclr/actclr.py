@@ -95,6 +95,8 @@ class ActCLR(MoCoMethod):
         "safp": choice("paper", *SAFP_MODES),
         "safp_global_mix": probability(0.5),
         "adain_p": probability(0.5),
+        # the clip of Skeleton AdaIN's gain σ(X^j)/σ(X^i) to [1/r, r]; null = eq. 6 as printed (unbounded)
+        "adain_max_ratio": optional(number(2.0, ge=1)),
         "noise_std": number(0.05, ge=0),  # "larger" noise of T_non (Table 7's best, 0.05)
         "mix_probs": numbers([0.25, 0.5, 0.25], ge=0, length=3),  # Mixup, CutMix, ResizeMix
         "mix_parts": count_range([2, 3]),
@@ -178,6 +180,7 @@ class ActCLR(MoCoMethod):
         m = self.cfg.method
         x_trans, _ = mats(x_query, actionlet_frames, self.generator, self.layout, extreme=self.augment_extreme,
                           tracker=tracker, adain_p=float(m.adain_p), noise_std=float(m.noise_std),
+                          adain_max_ratio=None if m.adain_max_ratio is None else float(m.adain_max_ratio),
                           mix_probs=list(m.mix_probs), mix_parts=list(m.mix_parts), mix_blocks=list(m.mix_blocks),
                           mix_block_frames=int(m.mix_block_frames))
         return x_trans

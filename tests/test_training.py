@@ -112,6 +112,12 @@ def test_random_init_baseline_is_the_runs_own_starting_point(tiny_dataset, tmp_p
         torch.testing.assert_close(value, record.start[name], rtol=0, atol=0)
     torch.manual_seed(12345)
     assert torch.equal(drawn_after, torch.rand(3))
+    # overrides, dotted or nested, reach the rebuilt method's config (a dotted key once became a new top-level
+    # key that nothing read: bench_actionlets.py's --maps analysed every map as the default)
+    dotted = method_from_checkpoint(run_dir / LAST_CHECKPOINT, {"method.temperature": 0.5}, load_weights=False)
+    nested = method_from_checkpoint(run_dir / LAST_CHECKPOINT, {"method": {"temperature": 0.25}}, load_weights=False)
+    assert (dotted.cfg.method.temperature, nested.cfg.method.temperature) == (0.5, 0.25)
+    assert "method.temperature" not in dotted.cfg
 
 
 class _PoisonBatches:

@@ -53,4 +53,24 @@ ENTRIES += [
          old="    positive = (q.to(dtype) * k.to(dtype))", new="    positive = (q.float() * k.float())",
          tests=("tests/methods/test_core.py::test_bank_logits_keep_float64_and_raise_half_precision_to_float32",),
          why="the positive logit was float32 in float64 runs"),
+    dict(name="encode-all-in-dataset-order", path="skelssl/methods/core/base.py",
+         old="            for _, x, valid in self.training_batches(purpose, data, lengths, rows[order], batch_size, desc):\n",
+         new="            for _, x, valid in self.training_batches(purpose, data, lengths, rows, batch_size, desc):\n",
+         tests=("tests/methods/test_training_pass.py::"
+                "test_encode_all_is_the_train_mode_encoder_on_shuffled_batches_and_moves_no_statistic",),
+         why="bug fixed: the training-set pass (ActCLR+'s prototypes, ProSL's codebook) read batches in dataset "
+             "order: on a class-sorted set one class per BatchNorm batch, not training's statistics"),
+    dict(name="encode-all-not-unshuffled", path="skelssl/methods/core/base.py",
+         old="        features[torch.as_tensor(order, device=shuffled.device)] = shuffled  # back to the order of `rows`\n",
+         new="        features = shuffled\n",
+         tests=("tests/methods/test_training_pass.py::"
+                "test_encode_all_is_the_train_mode_encoder_on_shuffled_batches_and_moves_no_statistic",),
+         why="the shuffled pass's features returned in the shuffled order, not the rows' (features under other "
+             "sequences' indices)"),
+    dict(name="checkpoint-overrides-dotted-keys-dropped", path="skelssl/methods/__init__.py",
+         old="        OmegaConf.update(cfg, key, value, merge=True)\n",
+         new="        cfg = OmegaConf.merge(cfg, {key: value})\n",
+         tests=("tests/test_training.py::test_random_init_baseline_is_the_runs_own_starting_point",),
+         why="bug fixed: method_from_checkpoint merged a dotted key as a new top-level key; bench_actionlets.py "
+             "--maps official analysed the default eq37 map under the official map's name"),
 ]

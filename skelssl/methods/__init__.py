@@ -33,6 +33,7 @@ def method_from_checkpoint(path: str | Path, overrides: dict[str, Any] | None = 
     actionlets, the projector's spectrum; evaluation reads only the encoder, skelssl.evaluation.loading).
 
     load_weights=False gives the run's own starting point, drawn again from its seed (as `pretrain` draws it).
+    overrides: {"method": {"actionlet_map": "official"}} or {"method.actionlet_map": "official"}.
     """
     ckpt = read_checkpoint(path)
     hp = ckpt["hyper_parameters"]
@@ -40,8 +41,8 @@ def method_from_checkpoint(path: str | Path, overrides: dict[str, Any] | None = 
     if str(cfg.method.name) not in METHODS:
         raise UserError(f"'{path}' holds no pretraining method (method '{cfg.method.name}', e.g. an imported "
                         "encoder): this needs a `skelssl pretrain` run")
-    if overrides:
-        cfg = OmegaConf.merge(cfg, overrides)
+    for key, value in (overrides or {}).items():  # nested ({"method": {...}}) or dotted ("method.x") keys
+        OmegaConf.update(cfg, key, value, merge=True)
     method = build_method(cfg, hp["layout"], hp.get("train_data_info"), seed=int(cfg.trainer.seed))
     if load_weights:
         method.load_state_dict(method.migrate_state_dict(ckpt["state_dict"]))

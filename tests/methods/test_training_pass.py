@@ -43,19 +43,38 @@ def test_without_a_trainer_the_pass_names_what_needs_the_data():
         next(method.training_batches("the codebook"))
 
 
-def test_encode_all_is_the_train_mode_encoder_batch_by_batch_and_moves_no_statistic():
-    """Independent route: a copy of the key encoder in train mode, fed the same batches by hand, gives the same
-    features (batch statistics, no dropout since it is 0); the method's running statistics stay as they were."""
+def test_encode_all_is_the_train_mode_encoder_on_shuffled_batches_and_moves_no_statistic():
+    """Independent route: a copy of the key encoder in train mode, fed by hand the batches the pass read (seen
+    through a wrapper), gives the same features at their rows (batch statistics, no dropout since it is 0); the
+    batches are a seeded shuffle, not dataset order (a class-sorted set would give one-class batches); the
+    method's running statistics stay as they were."""
     method = SkeletonCLR(tiny_config(SkeletonCLR), "ntu25").train()
     data = _data()
     before = _running(method)
+    read = method.training_batches
+    seen: list[np.ndarray] = []
+
+    def spy(*args, **kwargs):
+        for index, x, valid in read(*args, **kwargs):
+            seen.append(np.array(index))
+            yield index, x, valid
+
+    method.training_batches = spy
     features = method.encode_all(method.encode_key, "a test", data, batch_size=4)
+    assert sorted(np.concatenate(seen).tolist()) == list(range(10)) and [len(b) for b in seen] == [4, 4, 2]
+    assert any(list(b) != list(range(b[0], b[0] + len(b))) for b in seen)  # not dataset-order ranges
     reference = copy.deepcopy(method)
-    expected = torch.cat([reference.encode_key(torch.from_numpy(data[s:s + 4])) for s in (0, 4, 8)])
+    expected = torch.zeros_like(features)
+    for index in seen:
+        expected[torch.as_tensor(index)] = reference.encode_key(torch.from_numpy(data[index]))
     torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-6)
     assert all(torch.equal(a, b) for a, b in zip(before, _running(method)))
     assert not all(torch.equal(a, b) for a, b in zip(before, _running(reference)))  # the route itself moved them
     assert not features.requires_grad
+    first = [b.tolist() for b in seen]
+    seen.clear()
+    torch.testing.assert_close(method.encode_all(method.encode_key, "a test", data, batch_size=4), features)
+    assert [b.tolist() for b in seen] == first  # seeded: the same batches each pass
 
 
 def test_frozen_statistics_normalise_with_the_batch_keep_dropout_and_update_nothing():

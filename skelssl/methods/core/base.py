@@ -194,11 +194,7 @@ class MoCoMethod(L.LightningModule):
         """(rows, x (B, C, T, V, M) on the device, valid lengths (B,) or None) over the training set in dataset
         order, `trainer.batch_size` at a time, with a progress bar. data/lengths: an explicit (N, C, T, V, M)
         array (or memmap) and its lengths instead of the fit's training set; rows: only these of its rows."""
-        if data is None:
-            dataset = self.training_dataset(purpose)
-            # a SkeletonDataset gives its rows in dataset order; any dataset with `data` (and `lengths`) will do
-            data = dataset.array() if hasattr(dataset, "array") else dataset.data
-            lengths = getattr(dataset, "lengths", None)
+        data, lengths = self.training_arrays(purpose, data, lengths)
         rows = np.arange(int(data.shape[0])) if rows is None else np.asarray(rows)
         size = int(batch_size or self.cfg.trainer.batch_size)
         with Progress(len(rows), desc or f"{self.name}: {purpose}", "sequences") as bar:
@@ -209,16 +205,34 @@ class MoCoMethod(L.LightningModule):
                 yield index, x, valid
                 bar.update(len(index))
 
+    def training_arrays(self, purpose: str, data: Any = None, lengths: Any = None) -> tuple[Any, Any]:
+        """(data, lengths): the given array and lengths, or the fit's training set's."""
+        if data is None:
+            dataset = self.training_dataset(purpose)
+            # a SkeletonDataset gives its rows in dataset order; any dataset with `data` (and `lengths`) will do
+            data = dataset.array() if hasattr(dataset, "array") else dataset.data
+            lengths = getattr(dataset, "lengths", None)
+        return data, lengths
+
     @torch.no_grad()
     def encode_all(self, encode: Callable[[Tensor], Tensor], purpose: str, data: Any = None, lengths: Any = None,
                    rows: Any = None, batch_size: int | None = None, desc: str | None = None) -> Tensor:
         """encode(stream(clean_view(x))) of every training sequence (or of `rows`), (N, D) float32 in dataset
-        order, in one side-effect-free pass: no dropout, no BatchNorm running statistic moved, no gradient."""
+        order (or the order of `rows`), in one side-effect-free pass: no dropout, no BatchNorm running statistic
+        moved, no gradient. BatchNorm normalises with batch statistics, so the batches are drawn from a
+        permutation seeded by trainer.seed, as training's shuffled batches are: on a class-sorted set, batches in
+        dataset order would hold one class each, with other statistics than the training steps'."""
+        data, lengths = self.training_arrays(purpose, data, lengths)
+        rows = np.arange(int(data.shape[0])) if rows is None else np.asarray(rows)
+        order = np.random.default_rng(int(self.cfg.trainer.seed)).permutation(len(rows))
         chunks = []
         with side_effect_free(self):
-            for _, x, valid in self.training_batches(purpose, data, lengths, rows, batch_size, desc):
+            for _, x, valid in self.training_batches(purpose, data, lengths, rows[order], batch_size, desc):
                 chunks.append(encode(self.to_stream(self.clean_view(x, valid))).float())
-        return torch.cat(chunks)
+        shuffled = torch.cat(chunks)
+        features = torch.empty_like(shuffled)
+        features[torch.as_tensor(order, device=shuffled.device)] = shuffled  # back to the order of `rows`
+        return features
 
     # ----- extension points ---------------------------------------------------------------------------------
     @property

@@ -19,14 +19,20 @@ TRAINING_WAY = ("computed as in training: the offline encoder in train mode insi
                 "running statistic moves, no dropout), the method's own actionlet map and anchor")
 
 
-def training_size_batches(n: int, batch_size: int) -> list[np.ndarray]:
-    """Row indices covering 0..n-1 in batches of exactly `batch_size` (the last one takes the final
-    `batch_size` rows, overlapping the one before; only its new rows are kept); one batch of n if n is smaller."""
+def training_size_batches(n: int, batch_size: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(rows, kept) batches covering 0..n-1 the way training batches them: a permutation of the rows seeded by
+    `seed` (training's loader shuffles; on a class-sorted set, dataset order would put one class in a batch),
+    cut into batches of exactly `batch_size` rows; the last one is completed with the permutation's first
+    rows, whose outputs are not kept (`kept`: the positions in the batch whose outputs are). One batch of n if
+    n is smaller."""
     size = min(int(batch_size), n)
-    starts = list(range(0, n - size + 1, size))
-    if starts[-1] + size < n:
-        starts.append(n - size)
-    return [np.arange(start, start + size) for start in starts]
+    order = np.random.default_rng(seed).permutation(n)
+    batches = []
+    for start in range(0, n, size):
+        new = order[start:start + size]
+        fill = order[:size - len(new)]  # rows seen already, so that the batch has the training size
+        batches.append((np.concatenate([new, fill]), np.arange(len(new))))
+    return batches
 
 
 def predict_actionlets(method: Any, data: np.ndarray | Tensor, *, batch_size: int | None = None,
@@ -34,24 +40,27 @@ def predict_actionlets(method: Any, data: np.ndarray | Tensor, *, batch_size: in
     """(actionlet, scores in [0, 1]) of person 0 of every sequence, upsampled to the input frames, (N, T, V) each.
 
     The map is computed the way training computes it (TRAINING_WAY): `method.actionlet_maps` with the method
-    in train mode (it runs the offline encoder inside models.passes.side_effect_free), in batches of
-    `batch_size` (default: the method's trainer.batch_size), every batch of that size. Eval-mode running
-    statistics are learnt on augmented key views and give another map than the one training uses.
+    in train mode (it runs the offline encoder inside models.passes.side_effect_free), in shuffled batches of
+    `batch_size` (default: the method's trainer.batch_size; the shuffle seeded by trainer.seed), every batch of
+    that size. Eval-mode running statistics are learnt on augmented key views and give another map than the
+    one training uses.
     """
     was_training = method.training
     method.train(True).to(device)
     size = int(batch_size or method.cfg.trainer.batch_size)
     n = int(data.shape[0])
-    masks, scores = torch.zeros(0), torch.zeros(0)
-    done = 0
+    masks: Tensor | None = None
+    scores: Tensor | None = None
     try:
-        for index in training_size_batches(n, size):
-            x = torch.as_tensor(np.asarray(data[index]), dtype=torch.float32, device=device)
+        for rows, kept in training_size_batches(n, size, int(method.cfg.trainer.seed)):
+            x = torch.as_tensor(np.asarray(data[rows]), dtype=torch.float32, device=device)
             score, mask = method.actionlet_maps(method.to_stream(x))  # (N, M, T', V) each
-            new = slice(done - int(index[0]), None)  # rows this batch adds (the last batch overlaps)
-            masks = torch.cat([masks, upsample_to_frames(mask, x.shape[2])[new, 0].float().cpu()])
-            scores = torch.cat([scores, upsample_to_frames(score, x.shape[2])[new, 0].float().cpu()])
-            done = int(index[-1]) + 1
+            mask = upsample_to_frames(mask, x.shape[2])[kept, 0].float().cpu()
+            score = upsample_to_frames(score, x.shape[2])[kept, 0].float().cpu()
+            if masks is None:
+                masks, scores = mask.new_zeros((n, *mask.shape[1:])), score.new_zeros((n, *score.shape[1:]))
+            masks[torch.as_tensor(rows[kept])] = mask
+            scores[torch.as_tensor(rows[kept])] = score
     finally:
         method.train(was_training)
     return masks, scores

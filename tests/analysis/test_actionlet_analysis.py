@@ -13,9 +13,14 @@ from tests.methods.test_aimclr import tiny_batch, tiny_config
 
 
 def test_training_size_batches_cover_every_row_once_with_full_batches():
-    assert [b.tolist() for b in training_size_batches(10, 4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [6, 7, 8, 9]]
-    assert [b.tolist() for b in training_size_batches(8, 4)] == [[0, 1, 2, 3], [4, 5, 6, 7]]
-    assert [b.tolist() for b in training_size_batches(3, 4)] == [[0, 1, 2]]
+    """Shuffled as training's loader shuffles (seeded), every batch of the training size, each row kept once;
+    the last batch is completed with the permutation's first rows, not kept."""
+    order = np.random.default_rng(7).permutation(10).tolist()  # numpy's permutation, drawn here independently
+    batches = [(rows.tolist(), kept.tolist()) for rows, kept in training_size_batches(10, 4, seed=7)]
+    assert batches == [(order[0:4], [0, 1, 2, 3]), (order[4:8], [0, 1, 2, 3]), (order[8:10] + order[0:2], [0, 1])]
+    assert [r.tolist() for r, _ in training_size_batches(3, 4, seed=7)] == [
+        np.random.default_rng(7).permutation(3).tolist()]
+    assert training_size_batches(10, 4, seed=7)[0][0].tolist() != training_size_batches(10, 4, seed=8)[0][0].tolist()
 
 
 def eq37_by_hand(method: ActCLR, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,8 +68,11 @@ def test_analysis_uses_batch_statistics_of_training_size_batches_not_running_sta
     assert not method.training  # the mode is restored
     for key, value in method.encoder_k.state_dict().items():  # no running statistic moved
         torch.testing.assert_close(value, before[key])
-    # rows 0-3, 4-7, then 6-9 (rows 8 and 9 from the last full batch)
-    expected = [eq37_by_hand(method, x[0:4]), eq37_by_hand(method, x[4:8]), eq37_by_hand(method, x[6:10])]
-    torch.testing.assert_close(masks, torch.cat([expected[0][0], expected[1][0], expected[2][0][2:]]))
-    torch.testing.assert_close(scores, torch.cat([expected[0][1], expected[1][1], expected[2][1][2:]]),
-                               atol=1e-5, rtol=1e-4)
+    # the batches of training_size_batches (tested above), each row's map from the batch that keeps it
+    expected_masks, expected_scores = torch.zeros_like(masks), torch.zeros_like(scores)
+    for rows, kept in training_size_batches(10, 4, seed=int(method.cfg.trainer.seed)):
+        mask, score = eq37_by_hand(method, x[torch.as_tensor(rows)])
+        expected_masks[torch.as_tensor(rows[kept])] = mask[torch.as_tensor(kept)]
+        expected_scores[torch.as_tensor(rows[kept])] = score[torch.as_tensor(kept)]
+    torch.testing.assert_close(masks, expected_masks)
+    torch.testing.assert_close(scores, expected_scores, atol=1e-5, rtol=1e-4)

@@ -48,7 +48,8 @@ def analyze_actionlets(method: MoCoMethod, out_dir: Path, device: torch.device, 
                       protocol="actionlet")
         # the soft scores' ranking, threshold-free: does the map put the moving cells first at all?
         scores["auc"] = ranking_auc(soft, truth)
-        for metric in ("precision", "recall", "iou", "predicted_fraction", "chance_precision", "auc"):
+        for metric in ("precision", "recall", "iou", "predicted_fraction", "chance_precision", "auc",
+                       "joint_precision", "frame_precision"):
             records.append(ResultRecord.from_fraction(metric=metric, fraction=scores[metric], **common))
     paths = []
     names = test.meta.class_names

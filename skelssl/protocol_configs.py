@@ -1,6 +1,6 @@
 """The settings of the evaluation protocols, one dataclass each: the config's `eval.knn`, `eval.linear`,
-`eval.finetune`, `eval.semi` and `eval.seg` sections are generated from these (skelssl.defaults), so a protocol has
-one set of defaults whether it runs from the CLI, a benchmark or your own code.
+`eval.logistic`, `eval.finetune`, `eval.semi` and `eval.seg` sections are generated from these (skelssl.defaults),
+so a protocol has one set of defaults whether it runs from the CLI, a benchmark or your own code.
 
 Each field is declared with its rule (skelssl.settings); `seed` is not a config key (it is trainer.seed).
 A leaf module: the defaults read it without importing the evaluation package.
@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 from skelssl.errors import UserError
 from skelssl.settings import Setting, choice, dataclass_rules, field_setting, integer, integers, number, numbers
 
-__all__ = ["KnnConfig", "LinearProbeConfig", "FinetuneConfig", "SemiConfig", "SegmentationConfig", "BATCHNORM_MODES",
-           "config_section"]
+__all__ = ["KnnConfig", "LinearProbeConfig", "LogisticProbeConfig", "FinetuneConfig", "SemiConfig",
+           "SegmentationConfig", "BATCHNORM_MODES", "config_section"]
 
 BATCHNORM_MODES = ("train", "frozen")
 
@@ -32,7 +32,7 @@ class _FromSection:
             problem = rule.problem(list(value) if isinstance(value, tuple) else value)
             if problem is not None:
                 raise UserError(f"{self.section_name()}.{name} = {value!r}: {problem}")
-        for name in ("milestones", "k", "percents"):
+        for name in ("milestones", "k", "percents", "l2"):
             if hasattr(self, name):
                 setattr(self, name, tuple(getattr(self, name)))
 
@@ -69,6 +69,21 @@ class LinearProbeConfig(_FromSection):
     batch_size: int = field_setting(integer(128, ge=1))
     eval_every: int = field_setting(integer(5, ge=1))
     standardize: bool = True
+    seed: int = 0
+
+
+@dataclass
+class LogisticProbeConfig(_FromSection):
+    """The deterministic linear probe (skelssl.evaluation.logistic): full-batch multinomial logistic regression
+    (Newton-Cholesky or L-BFGS, float64) on the z-scored cached features, its L2 strength chosen by stratified `folds`-fold
+    cross-validation on the train part only, from `l2` (the penalty λ of λ/2 ‖W‖² added to the mean
+    cross-entropy)."""
+
+    l2: Sequence[float] = field_setting(numbers([1e-4, 1e-3, 1e-2, 1e-1, 1.0], gt=0, min_length=1))
+    folds: int = field_setting(integer(5, ge=2))
+    max_iter: int = field_setting(integer(1000, ge=1))
+    tolerance: float = field_setting(number(1e-8, gt=0))
+    solver: str = field_setting(choice("newton-cholesky", "newton-cholesky", "lbfgs"))
     seed: int = 0
 
 
@@ -110,8 +125,8 @@ class SegmentationConfig(_FromSection):
     frame_step: int = field_setting(integer(1, ge=1))
 
 
-SECTIONS = {"knn": KnnConfig, "linear": LinearProbeConfig, "finetune": FinetuneConfig, "semi": SemiConfig,
-            "seg": SegmentationConfig}
+SECTIONS = {"knn": KnnConfig, "linear": LinearProbeConfig, "logistic": LogisticProbeConfig,
+            "finetune": FinetuneConfig, "semi": SemiConfig, "seg": SegmentationConfig}
 SECTIONS_BY_CLASS = {cls: name for name, cls in SECTIONS.items()}
 
 

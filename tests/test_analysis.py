@@ -20,6 +20,14 @@ def test_actionlet_scores_hand_counted():
     s = actionlet_scores(pred, truth)
     assert s["precision"] == pytest.approx(2 / 3) and s["recall"] == pytest.approx(2 / 4)
     assert s["iou"] == pytest.approx(2 / 5) and s["chance_precision"] == pytest.approx(0.5)
+    # (sequence, joint): joints 0-2 predicted, 0-1 true; (sequence, frame): frame 0 predicted, both true
+    assert s["joint_precision"] == pytest.approx(2 / 3) and s["frame_precision"] == pytest.approx(1.0)
+    early = np.zeros_like(truth)
+    early[0, 0, :2] = True  # the action: joints 0-1 in frame 0 only
+    late = np.zeros_like(pred)
+    late[0, 1, :2] = True  # the right joints in the wrong frame: space right, time wrong
+    assert actionlet_scores(late, early)["joint_precision"] == pytest.approx(1.0)
+    assert actionlet_scores(late, early)["frame_precision"] == pytest.approx(0.0)
     with pytest.raises(ValueError):
         actionlet_scores(pred[:, :1], truth)
 

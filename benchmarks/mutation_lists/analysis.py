@@ -27,4 +27,8 @@ ENTRIES = [
          new="    for ax, values, xlabel in ((left, frames, \"joint\"), (right, frames, \"frame (4-frame bins)\")):\n",
          tests=(P + "test_pictures_show_the_counted_actionlets",),
          why="the joint heat map drew the frame frequencies (any PNG over 5 kB passed)"),
+    dict(name="actionlet-joint-and-frame-precision-swapped", path="skelssl/analysis/actionlets.py",
+         old='        "joint_precision": pooled_precision(1),\n', new='        "joint_precision": pooled_precision(2),\n',
+         tests=("tests/test_analysis.py::test_actionlet_scores_hand_counted",),
+         why="the joint precision pooled over joints instead of frames (space and time errors confused)"),
 ]

@@ -71,7 +71,9 @@ def actionlet_scores(predicted: Tensor | np.ndarray, truth: Tensor | np.ndarray)
 
     Precision: the share of predicted (frame, joint) cells inside the true actionlet; recall: the share of true
     cells predicted; both pooled over all sequences. `chance_precision` is the true cells' share of all cells:
-    the precision of a mask drawn at random.
+    the precision of a mask drawn at random. `joint_precision` / `frame_precision`: the same precision over
+    (sequence, joint) / (sequence, frame) pairs, a pair counted in a mask when any of its cells is: where the
+    map goes wrong, in space (which joints) or in time (which frames).
     """
     pred = torch.as_tensor(np.asarray(predicted)) > 0.5
     true = torch.as_tensor(np.asarray(truth)) > 0.5
@@ -80,7 +82,14 @@ def actionlet_scores(predicted: Tensor | np.ndarray, truth: Tensor | np.ndarray)
     hit = (pred & true).sum().item()
     n_pred, n_true = pred.sum().item(), true.sum().item()
     union = (pred | true).sum().item()
+
+    def pooled_precision(dim: int) -> float:  # over the pairs left after collapsing `dim` with any()
+        pred_any, true_any = pred.any(dim=dim), true.any(dim=dim)
+        return (pred_any & true_any).sum().item() / max(pred_any.sum().item(), 1)
+
     return {
+        "joint_precision": pooled_precision(1),
+        "frame_precision": pooled_precision(2),
         "precision": hit / n_pred if n_pred else 0.0,
         "recall": hit / n_true if n_true else 0.0,
         "iou": hit / union if union else 0.0,

@@ -20,10 +20,11 @@ from skelssl.evaluation.features import encode_splits
 from skelssl.evaluation.knn import knn_evaluate
 from skelssl.evaluation.fusion import StreamScores
 from skelssl.evaluation.linear import fit_linear_head, summarize_history
+from skelssl.evaluation.logistic import logistic_probe
 from skelssl.evaluation.results import ResultRecord
-from skelssl.protocol_configs import KnnConfig, LinearProbeConfig
+from skelssl.protocol_configs import KnnConfig, LinearProbeConfig, LogisticProbeConfig
 
-__all__ = ["EvalContext", "Protocol", "KnnProtocol", "LinearProtocol"]
+__all__ = ["EvalContext", "Protocol", "KnnProtocol", "LinearProtocol", "LogisticProtocol"]
 
 
 @dataclass
@@ -112,3 +113,19 @@ class LinearProtocol(Protocol):
         return [context.record("linear", "top1", out["final_top1"]),
                 context.record("linear", "best_top1", out["best_top1"])]
 
+
+
+class LogisticProtocol(Protocol):
+    name = "logistic"
+    help = ("the deterministic linear probe: full-batch logistic regression (L-BFGS) on z-scored frozen features, "
+            "its L2 by cross-validation on the train part (eval.logistic.*)")
+
+    def run(self, context: EvalContext) -> list[ResultRecord]:
+        f = context.features
+        cfg = LogisticProbeConfig.from_section(context.cfg.eval.logistic, seed=int(context.cfg.trainer.seed))
+        out = logistic_probe(f["train_feats"], f["train_labels"], f["test_feats"], f["test_labels"], cfg)
+        context.keep_scores("logistic", out["probe"].logits(f["test_feats"]), f["test_labels"], f["test_names"])
+        if context.progress:
+            folds = ", ".join(f"{l2:g}: {100 * acc:.1f}" for l2, acc in out["cv"].items())
+            print(f"logistic probe: l2 {out['l2']:g} chosen by cross-validation on the train part ({folds})")
+        return [context.record("logistic", "top1", out["top1"])]

@@ -1,10 +1,13 @@
 """Pretrain several methods with one budget on one dataset, then compare them (a quality benchmark).
 
-For each method: pretrain from its shipped config with the budget's overrides, then KNN and linear probe on the
+For each method (and each of `--seeds` pretraining seeds): pretrain from its shipped config with the budget's
+overrides, then the `--protocols` (KNN, the papers' SGD linear probe, the deterministic logistic probe) on the
 frozen backbone; once per encoder, the same protocols on a random-init encoder ("random_init@<encoder>"); once,
 the no-learning baseline (1-NN, cosine, on the flattened prepared coordinates of the stream); for ActCLR, the
 actionlet precision against ground-truth actionlets when the dataset has them (the synthetic one does); for every
-run, the collapse monitor's last-epoch figures. Prints one table and writes OUT/results.json and OUT/summary.json.
+run, the collapse monitor's last-epoch figures. Prints one table and writes OUT/results.json and OUT/summary.json;
+with --seeds N > 1 also OUT/spread.md: every cell mean ± sd over the N seeds, each method marked against the
+random-init encoder of its architecture (+ / − beyond both spreads, = within; skelssl.evaluation.spread).
 
 A method is a method piece, optionally `@encoder` (a2mc@bigru, a2mc@stgcn, hico, prosl-hico, prosl-skeletonclr,
 skeletonclr@bilstm); its records carry that name. Every schedule of the piece keeps its place in the budget:
@@ -89,6 +92,10 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="pretraining seeds --seed, --seed+1, ...: every cell as mean ± sd (runs in SPEC-seedS/)")
+    parser.add_argument("--protocols", nargs="+", default=["knn", "linear", "logistic"],
+                        help="evaluation protocols on each frozen encoder (logistic: the deterministic probe)")
     parser.add_argument("overrides", nargs="*", help="extra key=value for every method")
     args = parser.parse_args()
     if args.threads:
@@ -107,50 +114,63 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device("auto")
     records, summary = [], {}
-    encoders_seen: set[str] = set()
-    for spec in args.methods:
-        name, _, encoder = spec.partition("@")
-        encoder = encoder or None
-        run_dir = out / spec.replace("@", "-")
-        budget = [f"data.root={args.root}", f"run_dir={run_dir}", f"trainer.epochs={args.epochs}",
-                  f"trainer.batch_size={args.batch}", f"method.queue_size={args.queue}",
-                  f"trainer.seed={args.seed}", "trainer.progress_bar=false", "trainer.checkpoint_every_n_epochs=1000"]
-        budget += scaled_schedule(name, encoder, args.epochs)
-        if name in ("actclr", "actclr_plus"):  # the warm-up stage inside the same budget
-            budget.append(f"method.warmup.epochs={args.epochs // 3 if args.warmup is None else args.warmup}")
-        if args.momentum is not None:
-            budget.append(f"method.momentum={args.momentum}")
-        cfg = load_config(None, budget + [f"data.stream={args.stream}"] + list(args.overrides),
-                          dataset=args.dataset, method=name, encoder=encoder)
-        started = time.time()
-        if not (run_dir / LAST_CHECKPOINT).is_file():
-            pretrain(cfg, command=["compare_methods.py", spec])
-        seconds = time.time() - started
-        # the random-init baseline once per encoder: runs on one encoder share architecture, seed and data
-        first_on_encoder = cfg.model.encoder not in encoders_seen
-        encoders_seen.add(cfg.model.encoder)
-        method_records = evaluate_checkpoints([run_dir / LAST_CHECKPOINT], ("knn", "linear"),
-                                              with_random_init=first_on_encoder, device=device)
-        for record in method_records:  # name the rows by the spec: two A2MC or SkeletonCLR runs stay apart
-            record.model = f"random_init@{cfg.model.encoder}" if record.model == "random_init" else spec
-        if spec == args.methods[0]:
-            method_records += no_learning_records(cfg, method_records[0].dataset)
-        if name in ("actclr", "actclr_plus"):
-            from skelssl.analyze import analyze_actionlets
+    encoder_of: dict[str, str] = {}
+    for seed in range(args.seed, args.seed + args.seeds):
+        encoders_seen: set[str] = set()
+        for spec in args.methods:
+            name, _, encoder = spec.partition("@")
+            encoder = encoder or None
+            run_name = spec.replace("@", "-") + (f"-seed{seed}" if args.seeds > 1 else "")
+            run_dir = out / run_name
+            budget = [f"data.root={args.root}", f"run_dir={run_dir}", f"trainer.epochs={args.epochs}",
+                      f"trainer.batch_size={args.batch}", f"method.queue_size={args.queue}",
+                      f"trainer.seed={seed}", "trainer.progress_bar=false", "trainer.checkpoint_every_n_epochs=1000"]
+            budget += scaled_schedule(name, encoder, args.epochs)
+            if name in ("actclr", "actclr_plus"):  # the warm-up stage inside the same budget
+                budget.append(f"method.warmup.epochs={args.epochs // 3 if args.warmup is None else args.warmup}")
+            if args.momentum is not None:
+                budget.append(f"method.momentum={args.momentum}")
+            cfg = load_config(None, budget + [f"data.stream={args.stream}"] + list(args.overrides),
+                              dataset=args.dataset, method=name, encoder=encoder)
+            started = time.time()
+            if not (run_dir / LAST_CHECKPOINT).is_file():
+                pretrain(cfg, command=["compare_methods.py", spec])
+            seconds = time.time() - started
+            # the random-init baseline once per encoder and seed: runs on one encoder share architecture, seed
+            # and data
+            first_on_encoder = cfg.model.encoder not in encoders_seen
+            encoders_seen.add(cfg.model.encoder)
+            encoder_of[spec] = f"random_init@{cfg.model.encoder}"
+            method_records = evaluate_checkpoints([run_dir / LAST_CHECKPOINT], tuple(args.protocols),
+                                                  with_random_init=first_on_encoder, device=device)
+            for record in method_records:  # name the rows by the spec: two A2MC or SkeletonCLR runs stay apart
+                record.model = encoder_of[spec] if record.model == "random_init" else spec
+            if spec == args.methods[0] and seed == args.seed:  # no seed in it: once
+                method_records += no_learning_records(cfg, method_records[0].dataset)
+            if name in ("actclr", "actclr_plus"):
+                from skelssl.analyze import analyze_actionlets
 
-            method = method_from_checkpoint(run_dir / LAST_CHECKPOINT)
-            actionlet_records, _ = analyze_actionlets(method, run_dir / "analysis", device)
-            method_records += actionlet_records
-        records += method_records
-        summary[spec] = {"pretrain_seconds": round(seconds), "collapse": last_collapse_figures(run_dir)}
-        print(f"[compare] {spec}: pretraining {seconds:.0f} s, collapse monitor {summary[spec]['collapse']}",
-              flush=True)
-        write_results(out, records)
+                method = method_from_checkpoint(run_dir / LAST_CHECKPOINT)
+                actionlet_records, _ = analyze_actionlets(method, run_dir / "analysis", device)
+                method_records += actionlet_records
+            records += method_records
+            summary[run_name] = {"pretrain_seconds": round(seconds), "collapse": last_collapse_figures(run_dir)}
+            print(f"[compare] {run_name}: pretraining {seconds:.0f} s, collapse monitor "
+                  f"{summary[run_name]['collapse']}", flush=True)
+            write_results(out, records)
 
     write_results(out, records)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(format_table(records))
     print(json.dumps(summary, indent=1))
+    if args.seeds > 1:
+        from skelssl.evaluation.spread import spread_table, summarize_seeds
+
+        columns = [c for c in ("knn 1nn_cosine", "logistic top1", "linear best_top1", "actionlet precision",
+                               "actionlet auc") if any(f"{r.protocol} {r.metric}" == c for r in records)]
+        table = spread_table(summarize_seeds(records), columns, reference=lambda model: encoder_of.get(model))
+        (out / "spread.md").write_text(table + "\n")
+        print(table)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def analyze_actionlets(method: MoCoMethod, out_dir: Path, device: torch.device, 
         # the soft scores' ranking, threshold-free: does the map put the moving cells first at all?
         scores["auc"] = ranking_auc(soft, truth)
         for metric in ("precision", "recall", "iou", "predicted_fraction", "chance_precision", "auc",
-                       "joint_precision", "frame_precision"):
+                       "joint_precision", "joint_chance", "frame_precision", "frame_chance"):
             records.append(ResultRecord.from_fraction(metric=metric, fraction=scores[metric], **common))
     paths = []
     names = test.meta.class_names

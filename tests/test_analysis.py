@@ -28,6 +28,8 @@ def test_actionlet_scores_hand_counted():
     late[0, 1, :2] = True  # the right joints in the wrong frame: space right, time wrong
     assert actionlet_scores(late, early)["joint_precision"] == pytest.approx(1.0)
     assert actionlet_scores(late, early)["frame_precision"] == pytest.approx(0.0)
+    assert actionlet_scores(late, early)["joint_chance"] == pytest.approx(2 / 4)  # joints 0-1 of 4
+    assert actionlet_scores(late, early)["frame_chance"] == pytest.approx(1 / 2)  # frame 0 of 2
     with pytest.raises(ValueError):
         actionlet_scores(pred[:, :1], truth)
 

@@ -89,7 +89,9 @@ def actionlet_scores(predicted: Tensor | np.ndarray, truth: Tensor | np.ndarray)
 
     return {
         "joint_precision": pooled_precision(1),
+        "joint_chance": true.any(dim=1).float().mean().item(),  # the true pairs' share: a random mask's precision
         "frame_precision": pooled_precision(2),
+        "frame_chance": true.any(dim=2).float().mean().item(),
         "precision": hit / n_pred if n_pred else 0.0,
         "recall": hit / n_true if n_true else 0.0,
         "iou": hit / union if union else 0.0,

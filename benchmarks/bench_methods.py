@@ -45,8 +45,9 @@ def parse_spec(spec: str) -> tuple[str, str | None, bool]:
     return piece, encoder or None, "prosl" in plugins
 
 
-def build(spec: str, queue: int | None, frames: int = 50):
-    """The method with its shipped config (the paper's constants) on the NTU-25 layout."""
+def build(spec: str, queue: int | None, frames: int = 50, settings: list[str] | None = None):
+    """The method with its shipped config (the paper's constants) on the NTU-25 layout, and `settings`
+    (key=value) on top."""
     from skelssl.config import load_config
     from skelssl.methods import get_method
 
@@ -55,6 +56,7 @@ def build(spec: str, queue: int | None, frames: int = 50):
     if prosl:  # coefficients on 64 sequences: the per-epoch refresh is timed by bench_prosl_refresh.py
         overrides += ["plugins.prosl.enabled=true", "plugins.prosl.start_epoch=0",
                       "plugins.prosl.coefficient_samples=64"]
+    overrides += list(settings or [])
     cfg = load_config(None, overrides, method=piece, encoder=encoder or ("stgcn" if piece in LEGACY else None))
     method = get_method(cfg.method.name)(cfg, "ntu25")
     if prosl:  # phase 2 from the first step: a codebook of random-walk sequences
@@ -82,7 +84,7 @@ def run_one(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     if args.threads:
         torch.set_num_threads(args.threads)
-    method = build(args.methods[0], args.queue, args.frames)
+    method = build(args.methods[0], args.queue, args.frames, args.set)
     method.train()
     x = random_walk(args.batch, args.frames)
     if hasattr(method, "update_anchor"):
@@ -172,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--queue", type=int, default=0, help="override the queue size (0: the paper's)")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config overrides for every method, e.g. plugins.prosl.one_encoder_call=false")
     parser.add_argument("--precisions", nargs="+", choices=["32-true", "bf16-mixed"], default=["32-true", "bf16-mixed"],
                         help="trainer.precision values to measure; bf16-mixed runs convolutions and matmuls in "
                              "bfloat16 under autocast (as Lightning does), which changes the numerics")

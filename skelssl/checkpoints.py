@@ -205,15 +205,20 @@ def run_dir_of(checkpoint: str | Path) -> Path:
     return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
-def initialize_from_checkpoint(method: Any, path: str | Path) -> None:
-    """Start `method` from another run's query encoder and projector (`model.init_from`), as the official
-    ActCLR starts from AimCLR's epoch-300 weights. Both the query and the key networks get them (they start
-    identical, as at any start); the queue, optimizer and schedule start fresh. Any method's checkpoint
-    works as long as the encoder and projector have the same shapes."""
+def initialize_from_checkpoint(method: Any, path: str | Path) -> list[str]:
+    """Start `method` from another run's query encoder and projector (`model.init_from`, a checkpoint or a run
+    directory), as the official ActCLR starts from AimCLR's epoch-300 weights, or continue pretraining an
+    imported encoder (`skelssl import`, which holds an encoder and no projector: the projector then keeps its
+    fresh initialisation). Both the query and the key networks get the weights (they start identical, as at any
+    start); the queue, optimizer and schedule start fresh. Any method's checkpoint works as long as the encoder
+    (and a projector it holds) have the same shapes. Returns the parts taken from the checkpoint."""
     ckpt = read_checkpoint(path)
     state = ckpt["state_dict"]
+    taken = []
     for prefix in ("encoder", "projector"):
         source = {k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f"{prefix}_q.")}
+        if not source and prefix == "projector":  # an imported encoder: a fresh projector on it
+            continue
         query, key_net = getattr(method, f"{prefix}_q"), getattr(method, f"{prefix}_k")  # same structure
         own = query.state_dict()
         differ = [k for k in own if k not in source or source[k].shape != own[k].shape]
@@ -227,6 +232,8 @@ def initialize_from_checkpoint(method: Any, path: str | Path) -> None:
                             "model.* settings and method.feature_dim as the run that wrote it")
         query.load_state_dict(source)
         key_net.load_state_dict(source)
+        taken.append(prefix)
+    return taken  # without a projector in the checkpoint, both keep their fresh, identical initialisation
 
 
 def check_checkpoint_method(path: str | Path, method_name: str) -> None:

@@ -266,7 +266,9 @@ def pretrain(cfg: DictConfig, command: list[str] | None = None, max_epochs: int 
     if ckpt is not None:
         check_checkpoint_method(ckpt, cfg.method.name)
     elif cfg.model.get("init_from"):
-        initialize_from_checkpoint(method, cfg.model.init_from)
+        taken = initialize_from_checkpoint(method, cfg.model.init_from)
+        print(f"model.init_from: {' and '.join(taken)} from {cfg.model.init_from}"
+              + ("" if "projector" in taken else "; a fresh projector (the checkpoint holds only an encoder)"))
     start.apply(cfg, command if command is not None else sys.argv)
     try:
         trainer = build_trainer(cfg, run_dir, max_epochs=max_epochs, extra_callbacks=callbacks)

@@ -65,7 +65,8 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tiny_dataset, tmp
 
 def test_init_from_starts_a_new_method_from_another_runs_encoder(tiny_dataset, tmp_path):
     """model.init_from (the official ActCLR starts from AimCLR's weights): both query and key networks get
-    the source run's query encoder and projector; a run with other shapes is refused, naming the tensor."""
+    the source run's query encoder and projector; an imported encoder (no projector) starts the encoder only; a
+    run with other shapes is refused, naming the tensor."""
     import pytest
 
     from skelssl.errors import UserError
@@ -84,6 +85,22 @@ def test_init_from_starts_a_new_method_from_another_runs_encoder(tiny_dataset, t
         if prefix in ("encoder_q", "encoder_k", "projector_q", "projector_k"):
             torch.testing.assert_close(value, source[f"{prefix[:-2]}_q.{rest}"], rtol=0, atol=0)
     assert pretrain(cfg, command=[]).joinpath(LAST_CHECKPOINT).is_file()  # and the run itself trains
+
+    # an encoder without a projector (what `skelssl import` writes), given as a run directory: the encoder is
+    # taken, the projector keeps the new method's own initialisation
+    encoder_only = _state(source_dir)
+    encoder_only["state_dict"] = {k: v for k, v in source.items() if k.startswith("encoder_q.")}
+    imported_dir = tmp_path / "imported"
+    (imported_dir / "checkpoints").mkdir(parents=True)
+    torch.save(encoder_only, imported_dir / LAST_CHECKPOINT)
+    fresh = get_method("actclr")(cfg, layout="ntu25")
+    own_projector = {k: v.clone() for k, v in fresh.projector_q.state_dict().items()}
+    assert initialize_from_checkpoint(fresh, imported_dir) == ["encoder"]
+    for name, value in fresh.encoder_k.state_dict().items():
+        torch.testing.assert_close(value, source[f"encoder_q.{name}"], rtol=0, atol=0)
+    for name, value in fresh.projector_k.state_dict().items():
+        torch.testing.assert_close(value, own_projector[name], rtol=0, atol=0)
+        assert not torch.equal(value, source[f"projector_q.{name}"])
 
     wider = load_config(None, tiny_overrides(tiny_dataset, tmp_path / "wider", **{
         **overrides, "model.stgcn.hidden_channels": 8}))

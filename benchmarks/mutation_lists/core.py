@@ -73,4 +73,9 @@ ENTRIES += [
          tests=("tests/test_training.py::test_random_init_baseline_is_the_runs_own_starting_point",),
          why="bug fixed: method_from_checkpoint merged a dotted key as a new top-level key; bench_actionlets.py "
              "--maps official analysed the default eq37 map under the official map's name"),
+    dict(name="init-from-requires-a-projector", path="skelssl/checkpoints.py",
+         old='        if not source and prefix == "projector":  # an imported encoder: a fresh projector on it\n',
+         new='        if False:\n',
+         tests=("tests/test_training.py::test_init_from_starts_a_new_method_from_another_runs_encoder",),
+         why="model.init_from refused an imported encoder (no projector): continued pretraining impossible"),
 ]

@@ -11,7 +11,7 @@ from skelssl.config import load_config, migrate_config, piece_names
 from skelssl.errors import UserError
 
 DATASETS = ["ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "pkummd1-xsub", "pkummd1-xview",
-            "pkummd2-xsub", "pkummd2-xview", "nwucla-xview", "synthetic-xsub"]
+            "pkummd2-xsub", "pkummd2-xview", "nwucla-xview", "synthetic-xsub", "utkinect-xsub", "msr-xsub"]
 METHODS = ["skeletonclr", "aimclr", "actclr"]
 STREAMS = ["joint", "motion", "bone"]
 
@@ -29,10 +29,13 @@ def test_every_combination_loads(dataset, method, stream):
     assert cfg.method.name == method and cfg.data.stream == stream and cfg.data.split == split
     assert cfg.model.encoder == "stgcn" and cfg.model.stgcn.hidden_channels == 16
     # ActCLR: 100 warm-up epochs (MoCo v2, its training overview's step 1) before the paper's 300
-    assert cfg.trainer.epochs == (400 if method == "actclr" else 300) and cfg.trainer.batch_size == 128
-    small = name in ("nwucla", "synthetic")
+    # the small sets' pieces shrink the queue (and, below ~300 training sequences, the batch)
+    small_queue, small_batch = {"nwucla": (1024, 128), "synthetic": (1024, 128), "utkinect": (64, 32),
+                                "msr": (256, 64)}.get(name, (None, 128))
+    assert cfg.trainer.epochs == (400 if method == "actclr" else 300) and cfg.trainer.batch_size == small_batch
     paper_queue = {"skeletonclr": 32768, "aimclr": 32768, "actclr": 65536}[method]
-    assert cfg.method.queue_size == (1024 if small else paper_queue)
+    assert cfg.method.queue_size == (small_queue or paper_queue)
+    assert cfg.method.queue_size >= cfg.trainer.batch_size
     assert (cfg.optim.name, cfg.optim.lr) == (("adam", 1e-3) if method == "actclr" else ("sgd", 0.1))
 
 

@@ -12,6 +12,7 @@ import json
 from skelssl.data.custom import prepare_custom
 from skelssl.data.formats import convert
 from skelssl.data.msr import prepare_msr_action3d
+from skelssl.data.utkinect import prepare_utkinect
 from skelssl.data.normalize import OFF, NormalizeOptions, steps_with
 from skelssl.data.ntu_prepare import prepare_ntu
 from skelssl.data.ntu_preprocess import NtuRecipe, recipe_from_preset
@@ -108,6 +109,11 @@ def _run_msr(args: argparse.Namespace) -> int:
     return _finish(prepare_msr_action3d(args.raw, args.out, frames=args.frames, file_list=args.file_list,
                                         skip_bad=args.skip_bad, workers=args.workers,
                                         progress=not args.no_progress))
+
+
+def _run_utkinect(args: argparse.Namespace) -> int:
+    return _finish(prepare_utkinect(args.raw, args.out, frames=args.frames, skip_bad=args.skip_bad,
+                                    workers=args.workers, progress=not args.no_progress))
 
 
 def _run_custom(args: argparse.Namespace) -> int:
@@ -232,6 +238,12 @@ def add_prepare_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=50, help="resample every sequence to this many frames")
     _common(p)
     p.set_defaults(func=_run_msr)
+
+    p = sub.add_parser("utkinect", help="UTKinect-Action3D (joints_sXX_eYY.txt + actionLabel.txt)")
+    p.add_argument("--raw", required=True, help="the dataset's joints folder (actionLabel.txt and the joints files)")
+    p.add_argument("--frames", type=int, default=50, help="resample every action instance to this many frames")
+    _common(p)
+    p.set_defaults(func=_run_utkinect)
 
     _add_custom(sub)
 

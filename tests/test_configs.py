@@ -11,7 +11,7 @@ from skelssl.config import load_config, migrate_config, piece_names
 from skelssl.errors import UserError
 
 DATASETS = ["ntu60-xsub", "ntu60-xview", "ntu120-xsub", "ntu120-xset", "pkummd1-xsub", "pkummd1-xview",
-            "pkummd2-xsub", "pkummd2-xview", "nwucla-xview", "synthetic-xsub", "utkinect-xsub", "msr-xsub"]
+            "pkummd2-xsub", "pkummd2-xview", "nwucla-xview", "synthetic-xsub", "utkinect-xsub", "msr-xsub", "sbu-fold1"]
 METHODS = ["skeletonclr", "aimclr", "actclr"]
 STREAMS = ["joint", "motion", "bone"]
 
@@ -31,7 +31,7 @@ def test_every_combination_loads(dataset, method, stream):
     # ActCLR: 100 warm-up epochs (MoCo v2, its training overview's step 1) before the paper's 300
     # the small sets' pieces shrink the queue (and, below ~300 training sequences, the batch)
     small_queue, small_batch = {"nwucla": (1024, 128), "synthetic": (1024, 128), "utkinect": (64, 32),
-                                "msr": (256, 64)}.get(name, (None, 128))
+                                "msr": (256, 64), "sbu": (256, 64)}.get(name, (None, 128))
     assert cfg.trainer.epochs == (400 if method == "actclr" else 300) and cfg.trainer.batch_size == small_batch
     paper_queue = {"skeletonclr": 32768, "aimclr": 32768, "actclr": 65536}[method]
     assert cfg.method.queue_size == (small_queue or paper_queue)

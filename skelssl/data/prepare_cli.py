@@ -12,6 +12,7 @@ import json
 from skelssl.data.custom import prepare_custom
 from skelssl.data.formats import convert
 from skelssl.data.msr import prepare_msr_action3d
+from skelssl.data.sbu import prepare_sbu
 from skelssl.data.utkinect import prepare_utkinect
 from skelssl.data.normalize import OFF, NormalizeOptions, steps_with
 from skelssl.data.ntu_prepare import prepare_ntu
@@ -114,6 +115,11 @@ def _run_msr(args: argparse.Namespace) -> int:
 def _run_utkinect(args: argparse.Namespace) -> int:
     return _finish(prepare_utkinect(args.raw, args.out, frames=args.frames, skip_bad=args.skip_bad,
                                     workers=args.workers, progress=not args.no_progress))
+
+
+def _run_sbu(args: argparse.Namespace) -> int:
+    return _finish(prepare_sbu(args.raw, args.out, frames=args.frames, skip_bad=args.skip_bad, workers=args.workers,
+                               progress=not args.no_progress))
 
 
 def _run_custom(args: argparse.Namespace) -> int:
@@ -244,6 +250,12 @@ def add_prepare_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=50, help="resample every action instance to this many frames")
     _common(p)
     p.set_defaults(func=_run_utkinect)
+
+    p = sub.add_parser("sbu", help="SBU Kinect Interaction (sAAsBB/CC/DDD/skeleton_pos.txt, two people)")
+    p.add_argument("--raw", required=True, help="the folder holding the sAAsBB set folders")
+    p.add_argument("--frames", type=int, default=50, help="resample every sequence to this many frames")
+    _common(p)
+    p.set_defaults(func=_run_sbu)
 
     _add_custom(sub)
 

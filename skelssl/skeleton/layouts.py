@@ -22,7 +22,7 @@ import numpy as np
 from skelssl.errors import UserError
 from skelssl.yamlio import load_yaml
 
-__all__ = ["Layout", "LayoutError", "NTU25", "KINECT20", "COCO17", "get_layout", "available_layouts"]
+__all__ = ["Layout", "LayoutError", "NTU25", "KINECT20", "COCO17", "SBU15", "get_layout", "available_layouts"]
 
 
 class LayoutError(UserError, ValueError):
@@ -327,7 +327,34 @@ COCO17 = Layout(
     left_right=((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16)),
 )
 
-_LAYOUTS = {layout.name: layout for layout in (NTU25, KINECT20, COCO17)}
+# SBU Kinect Interaction's 15 joints (OpenNI / NiTE order, its README): no wrists, one hand point per arm, the
+# torso is the centre.
+SBU15 = Layout(
+    name="sbu15",
+    joint_names=(
+        "head", "neck", "torso",
+        "left_shoulder", "left_elbow", "left_hand",
+        "right_shoulder", "right_elbow", "right_hand",
+        "left_hip", "left_knee", "left_foot",
+        "right_hip", "right_knee", "right_foot",
+    ),
+    edges=(
+        (0, 1), (1, 2), (3, 1), (4, 3), (5, 4), (6, 1), (7, 6), (8, 7),
+        (9, 2), (10, 9), (11, 10), (12, 2), (13, 12), (14, 13),
+    ),
+    center=2,
+    parts={
+        "trunk": (0, 1, 2),
+        "left_arm": (3, 4, 5),
+        "right_arm": (6, 7, 8),
+        "left_leg": (9, 10, 11),
+        "right_leg": (12, 13, 14),
+    },
+    hands={"left_hand": (5,), "right_hand": (8,)},
+    left_right=((3, 6), (4, 7), (5, 8), (9, 12), (10, 13), (11, 14)),
+)
+
+_LAYOUTS = {layout.name: layout for layout in (NTU25, KINECT20, COCO17, SBU15)}
 
 
 def available_layouts() -> list[str]:

@@ -55,7 +55,8 @@ def test_analyze_actionlets_and_tsne_write_pngs_and_records(tiny_dataset, tmp_pa
     assert pngs and all(p.stat().st_size > 1000 for p in pngs)
     records = json.loads((run_dir / "results.json").read_text())
     metrics = {r["metric"]: r["value"] for r in records if r["protocol"] == "actionlet"}
-    assert set(metrics) == {"precision", "recall", "iou", "predicted_fraction", "chance_precision", "auc"}
+    assert set(metrics) == {"precision", "recall", "iou", "predicted_fraction", "chance_precision", "auc",
+                            "joint_precision", "joint_chance", "frame_precision", "frame_chance"}
     # both sides count the hits over all cells: precision·predicted share = recall·true share
     assert metrics["precision"] * metrics["predicted_fraction"] == pytest.approx(
         metrics["recall"] * metrics["chance_precision"], rel=1e-3, abs=1e-6)

@@ -127,9 +127,10 @@ def test_an_unbounded_attack_is_one_adam_step_of_eps():
     raw = F.interpolate(step, size=t, mode="linear", align_corners=False).reshape(n, c, v, m, t)
     expected = raw.permute(0, 1, 4, 2, 3) * present_mask(x)
     # where |g| / max |g| is near Adam's eps the step is a fraction of ε that float rounding of the two routes'
-    # views moves: 2 of 36000 coordinates here
+    # views moves (d step / d g = lr·eps / (|g| + eps)², up to lr / (4 eps)): 2 of 36000 coordinates here, by up
+    # to 1.3e-3 of ε = 0.1 on some 2-core machines of this kind, below 1e-3 on others
     close = ((x_hat - x) - expected).abs() <= 1e-6 + 1e-4 * expected.abs()
-    assert close.float().mean() > 0.999 and ((x_hat - x) - expected).abs().max() < 1e-3
+    assert close.float().mean() > 0.999 and ((x_hat - x) - expected).abs().max() < 5e-3
     moved = (x_hat - x).abs()[present_mask(x).expand_as(x) > 0]
     assert moved.max() <= 0.1 + 1e-6 and (moved > 0.099).float().mean() > 0.9  # ε on (almost) every coordinate
 

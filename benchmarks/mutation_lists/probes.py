@@ -4,13 +4,12 @@ TESTS = "tests/evaluation/test_logistic_probe.py::"
 LOGISTIC = "skelssl/evaluation/logistic.py"
 ENTRIES = [
     dict(name="logistic-binary-penalty-not-doubled", path=LOGISTIC,
-         old="    model = LogisticRegression(C=(2.0 if binary else 1.0) / (l2 * len(y)), solver=\"lbfgs\", "
-             "max_iter=max_iter,\n",
-         new="    model = LogisticRegression(C=1.0 / (l2 * len(y)), solver=\"lbfgs\", max_iter=max_iter,\n",
+         old="        model.set_params(C=(2.0 if binary else 1.0) / (float(l2) * len(y)))\n",
+         new="        model.set_params(C=1.0 / (float(l2) * len(y)))\n",
          tests=(TESTS + "test_fit_is_the_minimiser_of_mean_cross_entropy_plus_half_l2",),
          why="with two classes scikit-learn's one-row penalty is twice the multinomial one: another λ than stated"),
     dict(name="logistic-not-standardised", path=LOGISTIC,
-         old="        model.fit(standardizer(x), y)\n", new="        model.fit(x, y)\n",
+         old="            model.fit(z, y)\n", new="            model.fit(x, y)\n",
          tests=(TESTS + "test_fit_is_the_minimiser_of_mean_cross_entropy_plus_half_l2",),
          why="the probe fitted on raw features but applied to z-scored ones"),
     dict(name="logistic-ties-to-weaker-penalty", path=LOGISTIC,

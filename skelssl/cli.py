@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--metric", nargs="+", default=None, help="only these metrics, e.g. top1 1nn_cosine")
     rep.add_argument("--protocol", nargs="+", default=None, help="only these protocols")
     rep.add_argument("--long", action="store_true", help="one row per record")
+    rep.add_argument("--seeds", action="store_true",
+                     help="the runs are pretraining seeds of the same methods: every cell mean ± sd, each method "
+                          "marked against random_init (+ / − beyond both spreads, = within)")
     rep.add_argument("--out", default=None, help="also write the table to this file")
     rep.set_defaults(func=evaluating.report)
 

@@ -12,6 +12,7 @@ from skelssl.errors import UserError
 from skelssl.evaluation import evaluate_checkpoints, print_table, write_results
 from skelssl.evaluation.fusion import DEFAULT_FUSION_WEIGHTS, fuse_scores, load_scores, save_scores
 from skelssl.evaluation.report import markdown_report
+from skelssl.evaluation.spread import seeds_report
 from skelssl.interop.runs import write_classifier_run
 from skelssl.outputs import REPORT_MARK, check_output_dir, check_report_file
 from skelssl.tracking import log_results
@@ -104,7 +105,10 @@ def fuse(args: argparse.Namespace) -> int:
 
 def report(args: argparse.Namespace) -> int:
     out = check_report_file(args.out) if args.out else None
-    table = markdown_report(args.runs, metrics=args.metric, protocols=args.protocol, long=args.long)
+    if args.seeds:
+        table = seeds_report(args.runs, metrics=args.metric, protocols=args.protocol)
+    else:
+        table = markdown_report(args.runs, metrics=args.metric, protocols=args.protocol, long=args.long)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")

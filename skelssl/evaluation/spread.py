@@ -13,14 +13,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from skelssl.errors import UserError
 from skelssl.evaluation.report import markdown_table
-from skelssl.evaluation.results import ResultRecord
+from skelssl.evaluation.results import ResultRecord, read_results
 
-__all__ = ["SeedSummary", "summarize_seeds", "differs", "spread_table"]
+__all__ = ["SeedSummary", "summarize_seeds", "differs", "spread_table", "seeds_report"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +95,21 @@ def spread_table(summaries: Sequence[SeedSummary], columns: Sequence[str] | None
                   "random-init encoder of the same architecture) by more than the two spreads together, "
                   "= : within them")
     return table
+
+
+def seeds_report(runs: Iterable[str | Path], metrics: Sequence[str] | None = None,
+                 protocols: Sequence[str] | None = None) -> str:
+    """`skelssl report --seeds RUN...`: the runs' records (one run per pretraining seed; the same method name in
+    each) as one spread_table, each model marked against the `random_init` rows when the runs hold them
+    (`evaluate --with-random-init`). The runs must be of one dataset, split and stream."""
+    records = [r for run in runs for r in read_results(run)
+               if (not metrics or r.metric in metrics) and (not protocols or r.protocol in protocols)]
+    if not records:
+        return "(no results)"
+    settings = sorted({(r.dataset, r.split, r.stream) for r in records})
+    if len(settings) > 1:
+        raise UserError("report --seeds pools runs of one dataset, split and stream; these hold "
+                        + ", ".join(" ".join(s) for s in settings))
+    summaries = summarize_seeds(records)
+    has_random = any(s.model == "random_init" for s in summaries)
+    return spread_table(summaries, reference=(lambda model: "random_init") if has_random else None)

@@ -32,3 +32,26 @@ def test_a_single_seed_has_no_spread_and_equal_means_never_differ():
     one = summarize_seeds(_records("a", [50.0]) + _records("b", [50.0]))
     assert one[0].sd == 0.0 and one[0].seeds == 1
     assert differs(one[0], one[1]) == 0
+
+
+def test_report_seeds_pools_runs_and_marks_against_random_init(tmp_path, capsys):
+    import json
+
+    from skelssl.cli import main
+
+    keys = ("dataset", "split", "model", "stream", "protocol", "metric", "value")
+    for seed, (ours, random) in enumerate([(70.0, 60.0), (74.0, 62.0)]):
+        run = tmp_path / f"actclr-seed{seed}"
+        run.mkdir()
+        rows = [("d", "s", "actclr", "joint", "logistic", "top1", ours),
+                ("d", "s", "random_init", "joint", "logistic", "top1", random)]
+        (run / "results.json").write_text(json.dumps([dict(zip(keys, row)) for row in rows]))
+    assert main(["report", "--seeds", str(tmp_path / "actclr-seed0"), str(tmp_path / "actclr-seed1")]) == 0
+    out = capsys.readouterr().out
+    # 72 ± 2.83 against 61 ± 1.41: 11 > 4.24
+    assert "| actclr      | 72.0 ± 2.8 (2) + |" in out and "| random_init |   61.0 ± 1.4 (2) |" in out
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.json").write_text(json.dumps([dict(zip(keys, ("e", "s", "x", "joint", "knn", "top1", 1.0)))]))
+    assert main(["report", "--seeds", str(tmp_path / "actclr-seed0"), str(other)]) != 0
+    assert "one dataset, split and stream" in capsys.readouterr().err

@@ -84,7 +84,7 @@ def fit_logistic(features: ArrayLike, labels: ArrayLike, l2: float, max_iter: in
 def fit_logistic_path(features: ArrayLike, labels: ArrayLike, l2s: tuple[float, ...], max_iter: int = 1000,
                       tolerance: float = 1e-8, solver: str = "newton-cholesky") -> list[LogisticProbe]:
     """fit_logistic for each λ of `l2s` (in that order), on one standardisation, each fit started from the
-    previous one's optimum (fewer L-BFGS steps; the optimum of a strictly convex problem does not depend on
+    previous one's optimum (fewer solver steps; the optimum of a strictly convex problem does not depend on
     the start). Strongest penalty first is fastest."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -132,7 +132,7 @@ def choose_l2(features: ArrayLike, labels: ArrayLike, grid: tuple[float, ...], f
     accuracies = np.array([[probe.accuracy(x[held], y[held])
                             for probe in fit_logistic_path(x[fit], y[fit], tuple(path), max_iter, tolerance, solver)]
                            for fit, held in splits])
-    scores = {l2: float(accuracies[:, i].mean()) for i, l2 in sorted(enumerate(path), key=lambda item: item[1])}
+    scores = dict(sorted(zip(path, accuracies.mean(axis=0).tolist())))  # ascending λ
     best = max(scores.values())
     return max(l2 for l2, score in scores.items() if score == best), scores
 

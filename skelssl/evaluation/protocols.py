@@ -114,11 +114,10 @@ class LinearProtocol(Protocol):
                 context.record("linear", "best_top1", out["best_top1"])]
 
 
-
 class LogisticProtocol(Protocol):
     name = "logistic"
-    help = ("the deterministic linear probe: full-batch logistic regression (L-BFGS) on z-scored frozen features, "
-            "its L2 by cross-validation on the train part (eval.logistic.*)")
+    help = ("the deterministic linear probe: full-batch logistic regression (Newton-Cholesky or L-BFGS) on "
+            "z-scored frozen features, its L2 by cross-validation on the train part (eval.logistic.*)")
 
     def run(self, context: EvalContext) -> list[ResultRecord]:
         f = context.features
